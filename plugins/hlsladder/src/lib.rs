@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MPL-2.0
+#![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
+
+//! gst-broadcast HLS plugin: `hlsladdersink`, a keyframe-aligned HLS sink for
+//! one or more renditions (RFC 8216), with a purpose-built MPEG-TS packetizer.
+
+use gst::glib;
+
+pub mod codec;
+mod hlsladdersink;
+pub mod playlist;
+pub mod segment;
+pub mod ts;
+
+pub use hlsladdersink::{HlsLadderSink, HlsLadderSinkPad, PlaylistType};
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    hlsladdersink::register(plugin)
+}
+
+gst::plugin_define!(
+    hlsladder,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

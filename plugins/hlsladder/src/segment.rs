@@ -1,0 +1,231 @@
+//! The segment writer seam: a segment is a list of samples per track, and a
+//! [`SegmentWriter`] turns it into the bytes of one media segment file.
+//!
+//! MPEG-TS ([`TsSegmentWriter`]) is the only format today; CMAF slots in as a
+//! second implementation of the same trait.
+
+use crate::codec::{self, AacConfig, ParameterSets, VideoCodec};
+use crate::ts::{PesTiming, StreamType, TsMuxer};
+
+/// Offset added to running time before conversion to MPEG-TS timestamps, in
+/// ns, so that DTS earlier than the first PTS (B-frames) stays positive.
+pub const TS_TIME_OFFSET_NS: i64 = 10_000_000_000;
+/// PAT/PMT are repeated at least this often within a segment, in 90 kHz ticks
+/// (400 ms, inside the 500 ms of ETSI TR 101 290 1.3.a).
+const PSI_INTERVAL_90K: u64 = 36_000;
+
+/// How a track's samples are framed on input.
+#[derive(Clone, Debug)]
+pub enum TrackFormat {
+    /// H.264/H.265 video. `nal_length_size` is set for length-prefixed input
+    /// (`avc`, `hvc1`); `None` means Annex B byte-stream.
+    Video {
+        /// The video codec.
+        codec: VideoCodec,
+        /// NAL length prefix size in bytes for length-prefixed input.
+        nal_length_size: Option<usize>,
+        /// Latest parameter sets, inserted before keyframes that lack them.
+        parameter_sets: ParameterSets,
+    },
+    /// AAC audio. `adts` is true when every sample already carries an ADTS header.
+    Aac {
+        /// Decoder configuration, used to write ADTS headers for raw input.
+        config: AacConfig,
+        /// Input frames carry ADTS headers.
+        adts: bool,
+    },
+}
+
+/// One access unit (video) or frame (audio) of a segment.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Presentation time as running time, in ns (may be negative).
+    pub pts: i64,
+    /// Decoding time as running time, in ns; equals `pts` when unknown.
+    pub dts: i64,
+    /// Duration in ns, 0 when unknown.
+    pub duration: i64,
+    /// Sync sample (IDR / audio frame).
+    pub keyframe: bool,
+    /// First sample after a timestamp discontinuity detected on its stream.
+    pub discont: bool,
+    /// The coded data.
+    pub buffer: gst::Buffer,
+}
+
+impl Sample {
+    /// End of the sample in presentation time, in ns.
+    pub fn pts_end(&self) -> i64 {
+        self.pts + self.duration
+    }
+}
+
+/// Serialises segments of one variant. Implementations keep state across
+/// segments (continuity counters, sequence numbers).
+pub trait SegmentWriter: Send {
+    /// File name extension of the segments, without the dot.
+    fn extension(&self) -> &'static str;
+
+    /// Writes one segment into `out`. `tracks[i]` holds the samples of track
+    /// `i` in decode order; track 0 is the video and starts with a keyframe.
+    /// Errors describe malformed samples.
+    fn write_segment(&mut self, tracks: &[&[Sample]], out: &mut Vec<u8>) -> Result<(), String>;
+}
+
+/// Converts running time in ns to 90 kHz ticks, with [`TS_TIME_OFFSET_NS`].
+pub fn ns_to_90k(ns: i64) -> u64 {
+    let t = (ns as i128 + TS_TIME_OFFSET_NS as i128).max(0);
+    (t * 9 / 100_000) as u64
+}
+
+/// MPEG-TS segments (ISO/IEC 13818-1): every segment starts with PAT, PMT and
+/// a video keyframe carrying its parameter sets and an access unit delimiter.
+pub struct TsSegmentWriter {
+    formats: Vec<TrackFormat>,
+    mux: TsMuxer,
+    scratch: Vec<u8>,
+}
+
+impl TsSegmentWriter {
+    /// Creates a writer for the given tracks (video first, then audio).
+    pub fn new(formats: Vec<TrackFormat>) -> Self {
+        let types: Vec<StreamType> = formats
+            .iter()
+            .map(|f| match f {
+                TrackFormat::Video {
+                    codec: VideoCodec::H264,
+                    ..
+                } => StreamType::H264,
+                TrackFormat::Video {
+                    codec: VideoCodec::H265,
+                    ..
+                } => StreamType::H265,
+                TrackFormat::Aac { .. } => StreamType::AacAdts,
+            })
+            .collect();
+        TsSegmentWriter {
+            formats,
+            mux: TsMuxer::new(&types),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Replaces the track formats (caps changed); stream types must not change.
+    pub fn update_formats(&mut self, formats: Vec<TrackFormat>) {
+        self.formats = formats;
+    }
+
+    fn write_sample(
+        &mut self,
+        track: usize,
+        sample: &Sample,
+        out: &mut Vec<u8>,
+        last_psi: &mut Option<u64>,
+    ) -> Result<(), String> {
+        let map = sample
+            .buffer
+            .map_readable()
+            .map_err(|_| "cannot map buffer".to_string())?;
+        let data = map.as_slice();
+        let pts = ns_to_90k(sample.pts);
+        let dts = ns_to_90k(sample.dts);
+        match &self.formats[track] {
+            TrackFormat::Video {
+                codec,
+                nal_length_size,
+                parameter_sets,
+            } => {
+                let codec = *codec;
+                let annexb: &[u8] = match nal_length_size {
+                    Some(n) => {
+                        self.scratch.clear();
+                        codec::length_prefixed_to_annexb(data, *n, &mut self.scratch)?;
+                        &self.scratch
+                    }
+                    None => data,
+                };
+                let prefix = codec::au_prefix(codec, annexb);
+                let aud: &[u8] = if prefix.has_aud { &[] } else { codec.aud() };
+                let ps: &[u8] = if sample.keyframe && !prefix.has_sps {
+                    &parameter_sets.annexb
+                } else {
+                    &[]
+                };
+                // An AUD already in the data must stay first: put inserted
+                // parameter sets after it.
+                let (head, body) = if prefix.has_aud && !ps.is_empty() {
+                    annexb.split_at(prefix.aud_end)
+                } else {
+                    (&[][..], annexb)
+                };
+                if sample.keyframe
+                    || last_psi.is_none_or(|t| dts.wrapping_sub(t) >= PSI_INTERVAL_90K)
+                {
+                    self.mux.write_psi(out);
+                    *last_psi = Some(dts);
+                }
+                let timing = PesTiming {
+                    pts,
+                    dts: Some(dts),
+                    random_access: sample.keyframe,
+                    with_pcr: true,
+                };
+                self.mux
+                    .write_pes(out, track, &timing, &[aud, head, ps, body]);
+            }
+            TrackFormat::Aac { config, adts } => {
+                let header;
+                let chunks: [&[u8]; 2] = if *adts {
+                    [&[], data]
+                } else {
+                    header = config.adts_header(data.len());
+                    [&header, data]
+                };
+                let timing = PesTiming {
+                    pts,
+                    dts: None,
+                    random_access: false,
+                    with_pcr: false,
+                };
+                self.mux.write_pes(out, track, &timing, &chunks);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SegmentWriter for TsSegmentWriter {
+    fn extension(&self) -> &'static str {
+        "ts"
+    }
+
+    fn write_segment(&mut self, tracks: &[&[Sample]], out: &mut Vec<u8>) -> Result<(), String> {
+        let total: usize = tracks
+            .iter()
+            .flat_map(|t| t.iter())
+            .map(|s| s.buffer.size())
+            .sum();
+        out.reserve(total + total / 20 + 4 * 188);
+        // Interleave the tracks by DTS.
+        let mut pos = vec![0usize; tracks.len()];
+        let mut last_psi = None;
+        if tracks.first().is_none_or(|t| t.is_empty()) {
+            self.mux.write_psi(out);
+        }
+        loop {
+            let mut best: Option<(usize, i64)> = None;
+            for (i, t) in tracks.iter().enumerate() {
+                if let Some(s) = t.get(pos[i]) {
+                    if best.is_none_or(|(_, d)| s.dts < d) {
+                        best = Some((i, s.dts));
+                    }
+                }
+            }
+            let Some((i, _)) = best else { break };
+            let sample = &tracks[i][pos[i]];
+            pos[i] += 1;
+            self.write_sample(i, sample, out, &mut last_psi)?;
+        }
+        Ok(())
+    }
+}
