@@ -136,7 +136,14 @@ impl MediaPlaylistState {
             return;
         }
         while self.entries.len() > window.max(1) {
-            let playlist_ns: i64 = self.entries.iter().map(|e| e.duration_ns).sum();
+            // The longest playlist that listed the leaving segment: the
+            // window it was part of before the new segment came.
+            let playlist_ns: i64 = self
+                .entries
+                .iter()
+                .take(window.max(1))
+                .map(|e| e.duration_ns)
+                .sum();
             let e = self.entries.pop_front().expect("non-empty");
             self.media_sequence += 1;
             if e.discontinuity {

@@ -465,7 +465,7 @@ impl HlsLadderSink {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                ["Buffer on {} before caps", v.pad.name()]
+                ("Buffer on {} before caps", v.pad.name())
             );
             return Err(gst::FlowError::NotNegotiated);
         };
@@ -711,26 +711,26 @@ impl HlsLadderSink {
                 } else {
                     None
                 };
-                let (idx, misaligned, discont_next, end) = match split {
+                // The segment ends at the cut keyframe, or, before a
+                // discontinuity and at the end, with its last sample.
+                let (idx, misaligned, discont_next, cut_end) = match split {
                     Some((idx, misaligned, discont)) => {
-                        let end = if discont {
-                            v.pending
-                                .iter()
-                                .take(idx)
-                                .map(|s| s.pts_end())
-                                .max()
-                                .unwrap_or(0)
-                        } else {
-                            v.pending[idx].pts
-                        };
+                        let end = (!discont).then(|| v.pending[idx].pts);
                         (idx, misaligned, discont, end)
                     }
-                    None if finish => {
-                        let end = v.pending.iter().map(|s| s.pts_end()).max().unwrap_or(0);
-                        (v.pending.len(), false, false, end)
-                    }
+                    None if finish => (v.pending.len(), false, false, None),
                     None => break,
                 };
+                let end = cut_end.unwrap_or_else(|| {
+                    v.pending
+                        .iter()
+                        .take(idx)
+                        .rev()
+                        .take_while(|s| !s.discont)
+                        .map(|s| s.pts_end())
+                        .max()
+                        .unwrap_or(v.max_pts_end)
+                });
                 let video_ahead = v.max_pts_end;
                 let audio_ready = state
                     .audios
@@ -747,15 +747,15 @@ impl HlsLadderSink {
                     gst::element_imp_warning!(
                         self,
                         gst::StreamError::Format,
-                        [
+                        (
                             "Variant {} has no keyframe at the cut at {} ns; cutting at its next keyframe at {} ns. Align the encoders' keyframes (same key-int-max, no scene-cut keyframes).",
                             name,
                             state.cuts[state.videos[vi].next_cut].pts,
                             at
-                        ]
+                        )
                     );
                 }
-                self.write_segment(state, vi, idx, end, discont_next)?;
+                self.write_segment(state, vi, idx, cut_end, discont_next)?;
                 if idx < state.videos[vi].pending.len() || split.is_some() {
                     state.videos[vi].next_cut += 1;
                 }
@@ -809,13 +809,14 @@ impl HlsLadderSink {
     }
 
     /// Writes the first `count` pending samples of variant `vi` as a segment
-    /// ending at `end` (running time, ns), then its playlist.
+    /// ending at `cut_end` (running time, ns; `None`: with its last sample),
+    /// then its playlist.
     fn write_segment(
         &self,
         state: &mut State,
         vi: usize,
         count: usize,
-        end: i64,
+        cut_end: Option<i64>,
         discont_next: bool,
     ) -> Result<(), gst::FlowError> {
         let cfg = state.cfg.clone().expect("started");
@@ -831,13 +832,15 @@ impl HlsLadderSink {
         let v = &mut videos[vi];
         let samples: Vec<Sample> = v.pending.drain(..count).collect();
         let start = samples[0].pts;
-        let duration = (end - start).max(0);
+        let runs = timestamp_runs(&samples, cut_end);
+        let end = runs.last().map(|r| r.1).unwrap_or(start);
+        let duration: i64 = runs.iter().map(|(a, b)| (b - a).max(0)).sum();
         let audio: Vec<Vec<Sample>> = audios
             .iter()
             .map(|a| {
                 a.pending
                     .iter()
-                    .filter(|s| s.pts >= start && s.pts < end)
+                    .filter(|s| runs.iter().any(|&(a, b)| s.pts >= a && s.pts < b))
                     .cloned()
                     .collect()
             })
@@ -854,7 +857,7 @@ impl HlsLadderSink {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
-                ["Malformed input on variant {}: {}", v.variant, err]
+                ("Malformed input on variant {}: {}", v.variant, err)
             );
             return Err(gst::FlowError::Error);
         }
@@ -872,7 +875,7 @@ impl HlsLadderSink {
             gst::element_imp_error!(
                 self,
                 gst::ResourceError::Write,
-                ["Could not write segment {}: {}", path.display(), err]
+                ("Could not write segment {}: {}", path.display(), err)
             );
             return Err(gst::FlowError::Error);
         }
@@ -896,7 +899,7 @@ impl HlsLadderSink {
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::Write,
-                    ["Could not write playlist {}: {}", ppath.display(), err]
+                    ("Could not write playlist {}: {}", ppath.display(), err)
                 );
                 return Err(gst::FlowError::Error);
             }
@@ -907,7 +910,7 @@ impl HlsLadderSink {
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::Write,
-                    ["Could not delete old segment {}: {}", p.display(), err]
+                    ("Could not delete old segment {}: {}", p.display(), err)
                 );
             }
             if v.playlist.early_deletions > before {
@@ -916,10 +919,10 @@ impl HlsLadderSink {
                     gst::element_imp_warning!(
                         self,
                         gst::ResourceError::Settings,
-                        [
+                        (
                             "max-files={} deletes segments before the RFC 8216 6.2.2 hold-back (segment duration + playlist duration) has passed; raise max-files",
                             cfg.max_files
-                        ]
+                        )
                     );
                 }
             }
@@ -956,12 +959,12 @@ impl HlsLadderSink {
             gst::element_imp_warning!(
                 self,
                 gst::StreamError::Encode,
-                [
+                (
                     "Segment {} lasts {:.3} s, above target-duration {} s: no keyframe came in time. Set the encoder's keyframe interval to at most the target duration.",
                     path.display(),
                     secs,
                     cfg.target_s
-                ]
+                )
             );
         }
         let v = &state.videos[vi];
@@ -1059,11 +1062,11 @@ impl HlsLadderSink {
             gst::element_imp_error!(
                 self,
                 gst::ResourceError::Write,
-                [
+                (
                     "Could not write multivariant playlist {}: {}",
                     path.display(),
                     err
-                ]
+                )
             );
             return Err(gst::FlowError::Error);
         }
@@ -1088,12 +1091,20 @@ impl HlsLadderSink {
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::Write,
-                    ["Could not write playlist {}: {}", path.display(), err]
+                    ("Could not write playlist {}: {}", path.display(), err)
                 );
                 return Err(gst::FlowError::Error);
             }
         }
-        self.write_multivariant(state, true)?;
+        if state.videos.iter().any(|v| v.next_seq > 0) {
+            self.write_multivariant(state, true)?;
+        } else {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Failed,
+                ("EOS before any segment was written: no playlist written")
+            );
+        }
         state.finished = true;
         Ok(())
     }
@@ -1117,11 +1128,11 @@ impl HlsLadderSink {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Format,
-                        [
+                        (
                             "{} needs a TIME segment, got {:?}",
                             pad.name(),
                             segment.format()
-                        ]
+                        )
                     );
                     return false;
                 };
@@ -1205,11 +1216,11 @@ impl HlsLadderSink {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Format,
-                        [
+                        (
                             "{}: the codec cannot change mid-stream (new caps {})",
                             v.pad.name(),
                             caps
-                        ]
+                        )
                     );
                     return false;
                 }
@@ -1229,7 +1240,7 @@ impl HlsLadderSink {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Format,
-                    ["{} cannot take caps {}: {}", v.pad.name(), caps, err]
+                    ("{} cannot take caps {}: {}", v.pad.name(), caps, err)
                 );
                 false
             }
@@ -1265,7 +1276,7 @@ impl HlsLadderSink {
                         gst::element_imp_error!(
                             self,
                             gst::StreamError::Format,
-                            ["{} cannot take caps {}: {}", a.pad.name(), caps, err]
+                            ("{} cannot take caps {}: {}", a.pad.name(), caps, err)
                         );
                         false
                     }
@@ -1275,12 +1286,12 @@ impl HlsLadderSink {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Format,
-                    [
+                    (
                         "{} cannot take caps {}: stream-format {} is not supported",
                         a.pad.name(),
                         caps,
                         other
-                    ]
+                    )
                 );
                 false
             }
@@ -1296,12 +1307,12 @@ impl HlsLadderSink {
                 gst::element_imp_warning!(
                     self,
                     gst::CoreError::Negotiation,
-                    [
+                    (
                         "{} refuses caps {}: expected {}",
                         pad.name(),
                         caps,
                         pad.pad_template_caps()
-                    ]
+                    )
                 );
             }
             q.set_result(ok);
@@ -1318,13 +1329,13 @@ impl HlsLadderSink {
         let meta = fs::metadata(dir).map_err(|err| {
             gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ["Output directory {} is not usable: {}", dir.display(), err]
+                ("Output directory {} is not usable: {}", dir.display(), err)
             )
         })?;
         if !meta.is_dir() {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ["Output directory {} is not a directory", dir.display()]
+                ("Output directory {} is not a directory", dir.display())
             ));
         }
         // Writability: create and remove a probe file.
@@ -1334,23 +1345,23 @@ impl HlsLadderSink {
             .map_err(|err| {
                 gst::error_msg!(
                     gst::ResourceError::OpenWrite,
-                    [
+                    (
                         "Output directory {} is not writable: {}",
                         dir.display(),
                         err
-                    ]
+                    )
                 )
             })?;
         if settings.max_files != 0 && settings.max_files < settings.playlist_length {
             gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Settings,
-                [
+                (
                     "max-files={} is below playlist-length={}; keeping {} segments",
                     settings.max_files,
                     settings.playlist_length,
                     settings.playlist_length
-                ]
+                )
             );
         }
         playlist::remove_stale_temporaries(dir);
@@ -1364,7 +1375,7 @@ impl HlsLadderSink {
         if state.videos.is_empty() {
             return Err(gst::error_msg!(
                 gst::CoreError::Pad,
-                ["No video_%u pad requested: every variant needs a video stream"]
+                ("No video_%u pad requested: every variant needs a video stream")
             ));
         }
         for v in &mut state.videos {
@@ -1372,11 +1383,11 @@ impl HlsLadderSink {
             fs::create_dir_all(&v.dir).map_err(|err| {
                 gst::error_msg!(
                     gst::ResourceError::OpenWrite,
-                    [
+                    (
                         "Could not create variant directory {}: {}",
                         v.dir.display(),
                         err
-                    ]
+                    )
                 )
             })?;
             playlist::remove_stale_temporaries(&v.dir);
@@ -1386,7 +1397,7 @@ impl HlsLadderSink {
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err(gst::error_msg!(
                 gst::ResourceError::Settings,
-                ["Two video pads have the same variant-name: {:?}", names]
+                ("Two video pads have the same variant-name: {:?}", names)
             ));
         }
         state.cfg = Some(cfg);
@@ -1430,6 +1441,29 @@ impl HlsLadderSink {
             .field("early-deletions", s.early_deletions)
             .build()
     }
+}
+
+/// Splits a segment's samples (decode order) into runs of continuous
+/// timestamps, cut where a sample follows a discontinuity; returns each run's
+/// (first PTS, end PTS) in ns. The last run ends at `cut_end` when given.
+/// The segment's duration is the sum of the runs, so a timestamp jump inside
+/// a segment does not count as media time.
+fn timestamp_runs(samples: &[Sample], cut_end: Option<i64>) -> Vec<(i64, i64)> {
+    let mut runs = Vec::new();
+    let mut run = (i64::MAX, i64::MIN);
+    for (i, s) in samples.iter().enumerate() {
+        if i > 0 && s.discont {
+            runs.push(run);
+            run = (i64::MAX, i64::MIN);
+        }
+        run.0 = run.0.min(s.pts);
+        run.1 = run.1.max(s.pts_end());
+    }
+    if let Some(end) = cut_end {
+        run.1 = end;
+    }
+    runs.push(run);
+    runs
 }
 
 fn state_warned(flag: &mut bool) -> bool {
@@ -1727,7 +1761,7 @@ impl ElementImpl for HlsLadderSink {
             gst::element_imp_warning!(
                 self,
                 gst::CoreError::Pad,
-                ["Audio pads can only be requested before streaming starts"]
+                ("Audio pads can only be requested before streaming starts")
             );
             return None;
         }
@@ -1784,11 +1818,11 @@ impl ElementImpl for HlsLadderSink {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::OpenWrite,
-                        [
+                        (
                             "Could not create variant directory {}: {}",
                             v.dir.display(),
                             err
-                        ]
+                        )
                     );
                     return None;
                 }
