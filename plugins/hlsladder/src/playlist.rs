@@ -29,6 +29,27 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Like [`write_atomic`], with the content produced by `fill` writing into
+/// the temporary file. On any error the temporary is removed and `path` is
+/// left as it was.
+pub fn write_atomic_with<T, E: From<io::Error>>(
+    path: &Path,
+    fill: impl FnOnce(&mut fs::File) -> Result<T, E>,
+) -> Result<T, E> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        let value = fill(&mut f)?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        Ok(value)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// The temporary name used by [`write_atomic`]: `.NAME.tmp` beside `path`.
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path

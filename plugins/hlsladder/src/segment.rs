@@ -4,6 +4,8 @@
 //! MPEG-TS ([`TsSegmentWriter`]) is the only format today; CMAF slots in as a
 //! second implementation of the same trait.
 
+use std::io::{self, Write};
+
 use crate::codec::{self, AacConfig, ParameterSets, VideoCodec};
 use crate::ts::{PesTiming, StreamType, TsMuxer};
 
@@ -60,16 +62,48 @@ impl Sample {
     }
 }
 
+/// Why a segment could not be written.
+#[derive(Debug)]
+pub enum SegmentError {
+    /// A sample is malformed (for example a NAL length past its buffer).
+    Format(String),
+    /// The output could not be written.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for SegmentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SegmentError::Format(s) => f.write_str(s),
+            SegmentError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<io::Error> for SegmentError {
+    fn from(e: io::Error) -> Self {
+        SegmentError::Io(e)
+    }
+}
+
+/// Bytes buffered before they are handed to the output: small enough to stay
+/// in the CPU cache between muxing and the `write` system call.
+const FLUSH_BYTES: usize = 128 * 1024;
+
 /// Serialises segments of one variant. Implementations keep state across
 /// segments (continuity counters, sequence numbers).
 pub trait SegmentWriter: Send {
     /// File name extension of the segments, without the dot.
     fn extension(&self) -> &'static str;
 
-    /// Writes one segment into `out`. `tracks[i]` holds the samples of track
-    /// `i` in decode order; track 0 is the video and starts with a keyframe.
-    /// Errors describe malformed samples.
-    fn write_segment(&mut self, tracks: &[&[Sample]], out: &mut Vec<u8>) -> Result<(), String>;
+    /// Writes one segment to `out` and returns its size in bytes.
+    /// `tracks[i]` holds the samples of track `i` in decode order; track 0 is
+    /// the video and starts with a keyframe.
+    fn write_segment(
+        &mut self,
+        tracks: &[&[Sample]],
+        out: &mut dyn Write,
+    ) -> Result<u64, SegmentError>;
 }
 
 /// Converts running time in ns to 90 kHz ticks, with [`TS_TIME_OFFSET_NS`].
@@ -84,6 +118,7 @@ pub struct TsSegmentWriter {
     formats: Vec<TrackFormat>,
     mux: TsMuxer,
     scratch: Vec<u8>,
+    chunk: Vec<u8>,
 }
 
 impl TsSegmentWriter {
@@ -107,6 +142,7 @@ impl TsSegmentWriter {
             formats,
             mux: TsMuxer::new(&types),
             scratch: Vec::new(),
+            chunk: Vec::with_capacity(FLUSH_BYTES + 64 * 1024),
         }
     }
 
@@ -119,9 +155,9 @@ impl TsSegmentWriter {
         &mut self,
         track: usize,
         sample: &Sample,
-        out: &mut Vec<u8>,
         last_psi: &mut Option<u64>,
     ) -> Result<(), String> {
+        let out = &mut self.chunk;
         let map = sample
             .buffer
             .map_readable()
@@ -199,18 +235,18 @@ impl SegmentWriter for TsSegmentWriter {
         "ts"
     }
 
-    fn write_segment(&mut self, tracks: &[&[Sample]], out: &mut Vec<u8>) -> Result<(), String> {
-        let total: usize = tracks
-            .iter()
-            .flat_map(|t| t.iter())
-            .map(|s| s.buffer.size())
-            .sum();
-        out.reserve(total + total / 20 + 4 * 188);
+    fn write_segment(
+        &mut self,
+        tracks: &[&[Sample]],
+        out: &mut dyn Write,
+    ) -> Result<u64, SegmentError> {
         // Interleave the tracks by DTS.
         let mut pos = vec![0usize; tracks.len()];
         let mut last_psi = None;
+        let mut written = 0u64;
+        self.chunk.clear();
         if tracks.first().is_none_or(|t| t.is_empty()) {
-            self.mux.write_psi(out);
+            self.mux.write_psi(&mut self.chunk);
         }
         loop {
             let mut best: Option<(usize, i64)> = None;
@@ -224,8 +260,17 @@ impl SegmentWriter for TsSegmentWriter {
             let Some((i, _)) = best else { break };
             let sample = &tracks[i][pos[i]];
             pos[i] += 1;
-            self.write_sample(i, sample, out, &mut last_psi)?;
+            self.write_sample(i, sample, &mut last_psi)
+                .map_err(SegmentError::Format)?;
+            if self.chunk.len() >= FLUSH_BYTES {
+                out.write_all(&self.chunk).map_err(SegmentError::Io)?;
+                written += self.chunk.len() as u64;
+                self.chunk.clear();
+            }
         }
-        Ok(())
+        out.write_all(&self.chunk).map_err(SegmentError::Io)?;
+        written += self.chunk.len() as u64;
+        self.chunk.clear();
+        Ok(written)
     }
 }

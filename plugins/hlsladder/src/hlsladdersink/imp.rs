@@ -15,7 +15,7 @@ use m3u8_rs::{MasterPlaylist, Resolution, VariantStream};
 use super::PlaylistType;
 use crate::codec::{self, AacConfig, ParameterSets, VideoCodec};
 use crate::playlist::{self, Entry, Kind, MediaPlaylistState};
-use crate::segment::{Sample, SegmentWriter, TrackFormat, TsSegmentWriter};
+use crate::segment::{Sample, SegmentError, SegmentWriter, TrackFormat, TsSegmentWriter};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -469,12 +469,13 @@ impl HlsLadderSink {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let variant = v.variant.clone();
         let Some(pts) = buffer.pts().or(buffer.dts()) else {
+            let variant = v.variant.clone();
             self.drop_buffer(state, &variant, "no timestamp");
             return Ok(gst::FlowSuccess::Ok);
         };
         let Some(pts) = running_time(&v.segment, pts) else {
+            let variant = v.variant.clone();
             self.drop_buffer(state, &variant, "outside the segment");
             return Ok(gst::FlowSuccess::Ok);
         };
@@ -506,6 +507,7 @@ impl HlsLadderSink {
         v.last_dts = Some(dts);
         if !v.started {
             if !keyframe {
+                let variant = v.variant.clone();
                 self.drop_buffer(state, &variant, "before the first keyframe");
                 return Ok(gst::FlowSuccess::Ok);
             }
@@ -620,7 +622,6 @@ impl HlsLadderSink {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let target_ns = state.cfg.as_ref().expect("started").target_ns;
         let a = &mut state.audios[i];
-        let stream = a.pad.name().to_string();
         if a.config.is_none() && a.adts {
             if let Ok(map) = buffer.map_readable() {
                 a.config = AacConfig::from_adts(&map);
@@ -631,6 +632,7 @@ impl HlsLadderSink {
             .and_then(|t| running_time(&a.segment, t))
             .or(a.next_pts);
         let Some(pts) = pts else {
+            let stream = a.pad.name().to_string();
             self.drop_buffer(state, &stream, "no timestamp");
             return Ok(gst::FlowSuccess::Ok);
         };
@@ -655,6 +657,7 @@ impl HlsLadderSink {
         let all_started = state.videos.iter().all(|v| v.started || v.eos);
         let a = &mut state.audios[i];
         if all_started && needed_from.is_some_and(|n| pts + duration <= n) {
+            let stream = a.pad.name().to_string();
             self.drop_buffer(state, &stream, "audio later than the segment it belongs to");
             return Ok(gst::FlowSuccess::Ok);
         }
@@ -852,15 +855,6 @@ impl HlsLadderSink {
             .writer
             .get_or_insert_with(|| TsSegmentWriter::new(formats.clone()));
         writer.update_formats(formats);
-        let mut data = Vec::new();
-        if let Err(err) = writer.write_segment(&tracks, &mut data) {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Format,
-                ("Malformed input on variant {}: {}", v.variant, err)
-            );
-            return Err(gst::FlowError::Error);
-        }
         let name = format!("segment{:05}.{}", v.next_seq, writer.extension());
         let path = v.dir.join(&name);
         let labels = [
@@ -869,16 +863,27 @@ impl HlsLadderSink {
             v.variant.clone(),
         ];
         let l = [labels[0].as_str(), labels[1].as_str(), labels[2].as_str()];
-        if let Err(err) = playlist::write_atomic(&path, &data) {
-            stats.write_errors += 1;
-            METRICS.write_errors.with_label_values(&l).inc();
-            gst::element_imp_error!(
-                self,
-                gst::ResourceError::Write,
-                ("Could not write segment {}: {}", path.display(), err)
-            );
-            return Err(gst::FlowError::Error);
-        }
+        let size = match playlist::write_atomic_with(&path, |f| writer.write_segment(&tracks, f)) {
+            Ok(size) => size,
+            Err(SegmentError::Format(err)) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    ("Malformed input on variant {}: {}", v.variant, err)
+                );
+                return Err(gst::FlowError::Error);
+            }
+            Err(SegmentError::Io(err)) => {
+                stats.write_errors += 1;
+                METRICS.write_errors.with_label_values(&l).inc();
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("Could not write segment {}: {}", path.display(), err)
+                );
+                return Err(gst::FlowError::Error);
+            }
+        };
         v.next_seq += 1;
         v.written_end = Some(end);
         let entry_discont = v.open_discont;
@@ -931,7 +936,7 @@ impl HlsLadderSink {
         // Bit rates: peak over segments of at least half the target duration
         // (a short final segment says little), average over all.
         let v = &mut state.videos[vi];
-        let bits = data.len() as u64 * 8;
+        let bits = size * 8;
         if duration > 0 {
             let bps = (bits as u128 * SECOND as u128 / duration as u128) as u64;
             if duration >= cfg.target_ns / 2 || v.peak_bps == 0 {
@@ -944,10 +949,7 @@ impl HlsLadderSink {
         let secs = duration as f64 / 1e9;
         state.stats.segments_written += 1;
         METRICS.segments.with_label_values(&l).inc();
-        METRICS
-            .bytes
-            .with_label_values(&l)
-            .inc_by(data.len() as u64);
+        METRICS.bytes.with_label_values(&l).inc_by(size);
         METRICS.durations.with_label_values(&l).observe(secs);
         METRICS
             .media_sequence
@@ -978,7 +980,7 @@ impl HlsLadderSink {
                     gst::ClockTime::from_nseconds(start.max(0) as u64),
                 )
                 .field("duration", gst::ClockTime::from_nseconds(duration as u64))
-                .field("size", data.len() as u64)
+                .field("size", size)
                 .field("discontinuity", entry_discont)
                 .build(),
         )
@@ -990,7 +992,7 @@ impl HlsLadderSink {
             imp = self,
             "Wrote {} ({} bytes, {:.3} s)",
             path.display(),
-            data.len(),
+            size,
             secs
         );
         if cfg.kind != Kind::Vod {
