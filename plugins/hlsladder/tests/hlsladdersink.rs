@@ -431,3 +431,78 @@ fn a_timestamp_jump_inside_a_gop_does_not_inflate_extinf() {
     assert!((total - 8.0).abs() < 0.05, "{durations:?}");
     assert!(durations.iter().all(|&d| d <= 2.5), "{durations:?}");
 }
+
+/// ffmpeg's complaints about decoding `file` (empty when clean).
+fn ffmpeg_errors(file: &Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `video` and `audio` branches into the sink and checks that every
+/// segment decodes, starts with a keyframe and that CODECS is `codecs`.
+fn check_input_format(video: &str, audio: &str, codecs_prefix: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let desc = format!(
+        "{video} ! s.video_0 {audio} ! s.audio_0 \
+         hlsladdersink name=s target-duration=2 playlist-type=vod output-directory={}",
+        tmp.path().display()
+    );
+    let r = run(&desc);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.segments.len(), 3, "{desc}");
+    for s in &r.segments {
+        let location = s.get::<String>("location").unwrap();
+        let errors = ffmpeg_errors(Path::new(&location));
+        assert!(errors.is_empty(), "{location}: {errors}");
+        let probe = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type",
+                "-of",
+                "csv=p=0",
+                &location,
+            ])
+            .output()
+            .unwrap();
+        let kinds = String::from_utf8_lossy(&probe.stdout).to_string();
+        assert!(
+            kinds.contains("video") && kinds.contains("audio"),
+            "{location}: {kinds}"
+        );
+    }
+    let master = std::fs::read_to_string(tmp.path().join("index.m3u8")).unwrap();
+    assert!(
+        master.contains(&format!("CODECS=\"{codecs_prefix}")),
+        "{master}"
+    );
+}
+
+const AUDIO_ADTS: &str =
+    "audiotestsrc num-buffers=282 samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! aacparse";
+
+#[test]
+fn avc_stream_format_and_raw_aac_are_converted_for_mpeg_ts() {
+    // Length-prefixed H.264 with parameter sets only in codec_data, and raw
+    // AAC with an AudioSpecificConfig: both need rewriting for MPEG-TS.
+    check_input_format(
+        &format!("{SRC} ! x264enc key-int-max=30 ! h264parse ! video/x-h264,stream-format=avc"),
+        &format!("{AUDIO_ADTS} ! audio/mpeg,stream-format=raw"),
+        "avc1.",
+    );
+}
+
+#[test]
+fn h265_byte_stream_is_segmented() {
+    check_input_format(
+        &format!("{SRC} ! x265enc key-int-max=30 speed-preset=ultrafast ! h265parse ! video/x-h265,stream-format=byte-stream"),
+        AUDIO_ADTS,
+        "hvc1.",
+    );
+}
