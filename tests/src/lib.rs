@@ -149,7 +149,7 @@ impl Ladder {
         };
         for (i, r) in self.renditions.iter().enumerate() {
             p += &format!(
-                "t. ! queue ! videoscale ! video/x-raw,width={w},height={h} ! \
+                "t. ! queue ! videoscale ! video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
                  x264enc speed-preset=ultrafast {tune} bframes={bf} key-int-max={ki} \
                  bitrate={b} option-string=scenecut=0 ! h264parse ! s.video_{i} ",
                 w = r.width,

@@ -506,3 +506,47 @@ fn h265_byte_stream_is_segmented() {
         "hvc1.",
     );
 }
+
+#[test]
+fn audio_far_ahead_of_a_slow_video_encoder_is_kept_for_every_segment() {
+    // A non-live audio source finishes long before a 720p encoder: its
+    // backlog must be held until the video segments that need it are cut.
+    let tmp = tempfile::tempdir().unwrap();
+    let desc = format!(
+        "videotestsrc num-buffers=360 ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! \
+         x264enc key-int-max=60 speed-preset=medium ! h264parse ! s.video_0 \
+         audiotestsrc num-buffers=563 samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! aacparse ! s.audio_0 \
+         hlsladdersink name=s target-duration=2 playlist-type=vod output-directory={}",
+        tmp.path().display()
+    );
+    let r = run(&desc);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.segments.len(), 6);
+    for s in &r.segments {
+        let location = s.get::<String>("location").unwrap();
+        let seconds = s.get::<gst::ClockTime>("duration").unwrap().nseconds() as f64 / 1e9;
+        let probe = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "a", "-count_packets"])
+            .args([
+                "-show_entries",
+                "stream=nb_read_packets",
+                "-of",
+                "csv=p=0",
+                &location,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&probe.stdout).to_string();
+        let frames: f64 = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0.0);
+        let expected = seconds * 48000.0 / 1024.0;
+        assert!(
+            (frames - expected).abs() <= 2.0,
+            "{location}: {frames} AAC frames for {seconds} s"
+        );
+    }
+}

@@ -41,6 +41,11 @@ const ROUNDING_MARGIN_NS: i64 = SECOND / 2;
 /// Tolerance for matching keyframe PTS across variants when the frame rate is
 /// unknown, in ns.
 const DEFAULT_TOLERANCE_NS: i64 = 20_000_000;
+/// Audio held ahead of the video that will consume it, in ns. Audio from a
+/// separate non-live source can run far ahead of a slow video encoder; it is
+/// small (128 kbit/s is about 1 MB a minute), so much of it is kept. Only a
+/// backlog beyond this (video stalled or absent) is dropped, with a warning.
+const AUDIO_BACKLOG_NS: i64 = 120 * SECOND;
 /// A DTS step larger than this (or backwards by more than half of it) is a
 /// timestamp discontinuity, in ns.
 const JUMP_THRESHOLD_NS: i64 = SECOND;
@@ -287,6 +292,7 @@ struct State {
     last_master: Option<Vec<u8>>,
     finished: bool,
     warned_early_delete: bool,
+    warned_audio_backlog: bool,
     stats: Stats,
 }
 
@@ -662,14 +668,31 @@ impl HlsLadderSink {
             return Ok(gst::FlowSuccess::Ok);
         }
         a.pending.push_back(sample);
-        // Bound the backlog when no video consumes it (no keyframe yet).
+        // Bound the backlog when no video consumes it.
+        let mut dropped = 0;
         while a
             .pending
             .front()
-            .is_some_and(|f| a.max_pts_end - f.pts > 4 * target_ns + ROUNDING_MARGIN_NS)
+            .is_some_and(|f| a.max_pts_end - f.pts > AUDIO_BACKLOG_NS.max(4 * target_ns))
         {
             a.pending.pop_front();
-            state.stats.dropped += 1;
+            dropped += 1;
+        }
+        if dropped > 0 {
+            let stream = a.pad.name().to_string();
+            for _ in 0..dropped {
+                self.drop_buffer(state, &stream, "audio backlog over 120 s");
+            }
+            if !state_warned(&mut state.warned_audio_backlog) {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Demux,
+                    (
+                        "Audio on {} runs over 120 s ahead of the video; dropping the oldest audio",
+                        stream
+                    )
+                );
+            }
         }
         Ok(gst::FlowSuccess::Ok)
     }
