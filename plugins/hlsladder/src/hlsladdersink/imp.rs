@@ -293,6 +293,11 @@ struct State {
     finished: bool,
     warned_early_delete: bool,
     warned_audio_backlog: bool,
+    /// All pads reached EOS; the EOS message is posted once PLAYING.
+    eos_reached: bool,
+    /// Set in the PAUSED to PLAYING transition, under the same lock as
+    /// `eos_reached`, so that exactly one side posts EOS.
+    playing: bool,
     stats: Stats,
 }
 
@@ -1210,7 +1215,11 @@ impl HlsLadderSink {
                     }
                     if state.cfg.is_some() && !state.finished {
                         let res = if state.all_eos() {
-                            post_eos = true;
+                            state.eos_reached = true;
+                            // Like GstBaseSink, post EOS only in PLAYING: a
+                            // bin can drop an EOS posted while it is still
+                            // on its way there. change_state posts it then.
+                            post_eos = state.playing;
                             self.finish(&mut state)
                         } else {
                             self.drain(&mut state, false).map(|_| ())
@@ -1221,15 +1230,21 @@ impl HlsLadderSink {
                     }
                 }
                 if post_eos {
-                    gst::info!(CAT, imp = self, "All pads at EOS, playlists complete");
-                    let _ = self
-                        .obj()
-                        .post_message(gst::message::Eos::builder().src(&*self.obj()).build());
+                    self.post_eos();
                 }
                 true
             }
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
         }
+    }
+
+    /// Posts the EOS message; called once all pads are at EOS and the
+    /// element is PLAYING, as GstBaseSink does.
+    fn post_eos(&self) {
+        gst::info!(CAT, imp = self, "All pads at EOS, playlists complete");
+        let _ = self
+            .obj()
+            .post_message(gst::message::Eos::builder().src(&*self.obj()).build());
     }
 
     fn set_video_caps(&self, state: &mut State, i: usize, caps: &gst::Caps) -> bool {
@@ -1899,9 +1914,23 @@ impl ElementImpl for HlsLadderSink {
                 return Err(gst::StateChangeError);
             }
         }
+        if transition == gst::StateChange::PlayingToPaused {
+            self.lock_state().playing = false;
+        }
         let res = self.parent_change_state(transition)?;
-        if transition == gst::StateChange::PausedToReady {
-            self.reset();
+        match transition {
+            gst::StateChange::PausedToReady => self.reset(),
+            gst::StateChange::PausedToPlaying => {
+                let post = {
+                    let mut state = self.lock_state();
+                    state.playing = true;
+                    state.eos_reached
+                };
+                if post {
+                    self.post_eos();
+                }
+            }
+            _ => (),
         }
         Ok(res)
     }
