@@ -254,6 +254,26 @@ pub struct LengthPrefixedConfig {
     pub parameter_sets: ParameterSets,
 }
 
+/// Big-endian 16-bit value at `pos`.
+fn be16(data: &[u8], pos: usize) -> Option<usize> {
+    Some(u16::from_be_bytes([*data.get(pos)?, *data.get(pos + 1)?]) as usize)
+}
+
+/// Appends `count` NAL units stored with 16-bit length prefixes from `*pos`
+/// on (the parameter set arrays of ISO/IEC 14496-15 records) to `out` in
+/// Annex B form, advancing `*pos`. `None` when the data is truncated.
+fn append_nal_array(data: &[u8], pos: &mut usize, count: usize, out: &mut Vec<u8>) -> Option<()> {
+    for _ in 0..count {
+        let len = be16(data, *pos)?;
+        *pos += 2;
+        let nal = data.get(*pos..*pos + len)?;
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+        *pos += len;
+    }
+    Some(())
+}
+
 /// Parses an `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 5.3.3.1).
 pub fn parse_avcc(data: &[u8]) -> Result<LengthPrefixedConfig, String> {
     let err = || format!("truncated avcC codec_data ({} bytes)", data.len());
@@ -278,17 +298,7 @@ pub fn parse_avcc(data: &[u8]) -> Result<LengthPrefixedConfig, String> {
     for count_mask in [0x1f_u8, 0xff] {
         let count = (*data.get(pos).ok_or_else(err)? & count_mask) as usize;
         pos += 1;
-        for _ in 0..count {
-            let len = u16::from_be_bytes([
-                *data.get(pos).ok_or_else(err)?,
-                *data.get(pos + 1).ok_or_else(err)?,
-            ]) as usize;
-            pos += 2;
-            let nal = data.get(pos..pos + len).ok_or_else(err)?;
-            ps.annexb.extend_from_slice(&[0, 0, 0, 1]);
-            ps.annexb.extend_from_slice(nal);
-            pos += len;
-        }
+        append_nal_array(data, &mut pos, count, &mut ps.annexb).ok_or_else(err)?;
     }
     Ok(LengthPrefixedConfig {
         nal_length_size,
@@ -314,22 +324,9 @@ pub fn parse_hvcc(data: &[u8]) -> Result<LengthPrefixedConfig, String> {
     let mut pos = 23;
     for _ in 0..arrays {
         pos += 1; // array_completeness, NAL_unit_type
-        let count = u16::from_be_bytes([
-            *data.get(pos).ok_or_else(err)?,
-            *data.get(pos + 1).ok_or_else(err)?,
-        ]) as usize;
+        let count = be16(data, pos).ok_or_else(err)?;
         pos += 2;
-        for _ in 0..count {
-            let len = u16::from_be_bytes([
-                *data.get(pos).ok_or_else(err)?,
-                *data.get(pos + 1).ok_or_else(err)?,
-            ]) as usize;
-            pos += 2;
-            let nal = data.get(pos..pos + len).ok_or_else(err)?;
-            ps.annexb.extend_from_slice(&[0, 0, 0, 1]);
-            ps.annexb.extend_from_slice(nal);
-            pos += len;
-        }
+        append_nal_array(data, &mut pos, count, &mut ps.annexb).ok_or_else(err)?;
     }
     Ok(LengthPrefixedConfig {
         nal_length_size,

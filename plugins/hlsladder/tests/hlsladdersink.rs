@@ -260,11 +260,13 @@ fn encode_fixed_gop(path: &Path, gop_frames: u32, seconds: u32, width: u32) {
     p.set_state(gst::State::Null).unwrap();
 }
 
-#[test]
-fn a_gop_longer_than_the_target_is_an_overrun_warning_and_counter() {
+/// Segments a Matroska file of `seconds` of video with a fixed GOP of
+/// `gop_frames` (30 fps) into a vod playlist with a 2 s target duration;
+/// returns the run and the media playlist text.
+fn segment_fixed_gop(gop_frames: u32, seconds: u32) -> (Run, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let mkv = tmp.path().join("gop5s.mkv");
-    encode_fixed_gop(&mkv, 150, 10, 160);
+    let mkv = tmp.path().join("fixed-gop.mkv");
+    encode_fixed_gop(&mkv, gop_frames, seconds, 160);
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let desc = format!(
@@ -275,11 +277,17 @@ fn a_gop_longer_than_the_target_is_an_overrun_warning_and_counter() {
     );
     let r = run(&desc);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let pl = playlist(&out);
+    (r, pl)
+}
+
+#[test]
+fn a_gop_longer_than_the_target_is_an_overrun_warning_and_counter() {
+    let (r, pl) = segment_fixed_gop(150, 10);
     let w = r.warnings.join("\n");
     assert!(w.contains("above target-duration 2 s"), "{w}");
     assert_eq!(r.stats.get::<u64>("target-duration-overruns").unwrap(), 2);
     // Never cut without a keyframe: two 5 s segments.
-    let pl = playlist(&out);
     assert_eq!(pl.matches("#EXTINF:5,").count(), 2, "{pl}");
 }
 
@@ -287,26 +295,13 @@ fn a_gop_longer_than_the_target_is_an_overrun_warning_and_counter() {
 fn a_late_keyframe_cuts_early_at_the_last_keyframe_inside_the_target() {
     // GOP 1.5 s, target 2 s: the keyframe at 3 s would give a 3 s segment,
     // so the segment is cut at 1.5 s instead.
-    let tmp = tempfile::tempdir().unwrap();
-    let mkv = tmp.path().join("gop1_5s.mkv");
-    encode_fixed_gop(&mkv, 45, 9, 160);
-    let out = tmp.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let desc = format!(
-        "filesrc location={} ! matroskademux ! h264parse ! s.video_0 \
-         hlsladdersink name=s target-duration=2 playlist-type=vod output-directory={}",
-        mkv.display(),
-        out.display()
-    );
-    let r = run(&desc);
-    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let (r, pl) = segment_fixed_gop(45, 9);
     assert_eq!(
         r.stats.get::<u64>("target-duration-overruns").unwrap(),
         0,
         "{:?}",
         r.warnings
     );
-    let pl = playlist(&out);
     assert_eq!(pl.matches("#EXTINF:1.5,").count(), 6, "{pl}");
 }
 
