@@ -56,6 +56,8 @@ LIVE=""
 AUDIO=auto
 DRY_RUN=0
 FAKE_SINK=0
+# streammetrics per rendition when the element is available (gst-plugin-streammetrics).
+METRICS=0
 EOS_TIMEOUT="${LADDER_EOS_TIMEOUT:-30}"
 
 need_arg() { [ "$#" -ge 2 ] || die "$1 needs a value"; }
@@ -162,6 +164,8 @@ else
     add videoconvert ! videorate max-rate=30 ! video/x-raw,format=I420 ! tee name=t "$NL"
 fi
 
+gst-inspect-1.0 streammetrics >/dev/null 2>&1 && METRICS=1
+
 # name:width:height:kbit/s -- one hlsladdersink variant each (v0, v1, v2).
 RENDITIONS=(720p:1280:720:3000 480p:854:480:1500 360p:640:360:800)
 i=0
@@ -173,6 +177,8 @@ for r in "${RENDITIONS[@]}"; do
     add x264enc "bitrate=$kbps" key-int-max=60 speed-preset=superfast tune=zerolatency \
         option-string=scenecut=0 !
     add h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au !
+    # GOP interval, jitter, drops and bit rate per rendition (GST_METRICS_ADDR).
+    [ "$METRICS" = 1 ] && add streammetrics "name=metrics_v$i" "stream-name=v$i" !
     # shellcheck disable=SC2046
     add $(sinkpad "video_$i") "$NL"
     i=$((i + 1))
@@ -187,6 +193,7 @@ if [ "$AUDIO" = 1 ]; then
     fi
     add audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=2 !
     add avenc_aac bitrate=128000 ! aacparse ! queue !
+    [ "$METRICS" = 1 ] && add streammetrics name=metrics_audio stream-name=audio !
     # shellcheck disable=SC2046
     add $(sinkpad audio_0)
 fi

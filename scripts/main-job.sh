@@ -15,6 +15,9 @@
 #   --out DIR     output directory (default: <repo>/out; a relative DIR is
 #                 taken relative to the current directory). Old playlists and
 #                 segments in it are deleted at start.
+#   --metrics-port P  serve the pipeline's Prometheus metrics (GOP interval,
+#                 jitter, drops, bit rate per rendition, HLS segments) on
+#                 http://127.0.0.1:P/metrics (default 9464; 0 disables).
 #   --no-build    skip cargo build (use the existing <target>/release build).
 #
 # Steps: scripts/install-deps.sh, cargo build --release -p gst-plugin-hlsladder,
@@ -41,6 +44,7 @@ ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 DURATION=""
 INPUT=""
 PORT=8080
+METRICS_PORT=9464
 OUT=""
 LADDER_EXTRA=()
 BUILD=1
@@ -54,6 +58,8 @@ while [ "$#" -gt 0 ]; do
         --port=*)           PORT="${1#*=}"; shift ;;
         --out)              need_arg "$@"; OUT="$2"; shift 2 ;;
         --out=*)            OUT="${1#*=}"; shift ;;
+        --metrics-port)     need_arg "$@"; METRICS_PORT="$2"; shift 2 ;;
+        --metrics-port=*)   METRICS_PORT="${1#*=}"; shift ;;
         --no-build)         BUILD=0; shift ;;
         --target-duration|--playlist-type)
                             need_arg "$@"; LADDER_EXTRA+=("$1" "$2"); shift 2 ;;
@@ -65,6 +71,7 @@ while [ "$#" -gt 0 ]; do
 done
 
 [[ "$PORT" =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || die "--port must be 1-65535"
+[[ "$METRICS_PORT" =~ ^[0-9]+$ ]] && [ "$METRICS_PORT" -le 65535 ] || die "--metrics-port must be 0-65535"
 [ -z "$DURATION" ] || [[ "$DURATION" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--duration must be a number of seconds"
 
 # Resolve user paths against the caller's directory, then work from the repo.
@@ -86,8 +93,8 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 if [ "$BUILD" = 1 ]; then
-    echo "main-job: cargo build --release -p gst-plugin-hlsladder"
-    cargo build --release -p gst-plugin-hlsladder
+    echo "main-job: cargo build --release -p gst-plugin-hlsladder -p gst-plugin-streammetrics"
+    cargo build --release -p gst-plugin-hlsladder -p gst-plugin-streammetrics
 fi
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -258,6 +265,13 @@ if ! [ -e "$TMPD/ready" ]; then
 fi
 
 URL="http://127.0.0.1:$PORT/index.m3u8"
+METRICS_URL=""
+if [ "$METRICS_PORT" != 0 ]; then
+    # Read by the plugins when they load: the pipeline process serves
+    # /metrics itself (exporter crate).
+    export GST_METRICS_ADDR="127.0.0.1:$METRICS_PORT"
+    METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics"
+fi
 cat <<EOF
 
 Multivariant playlist: $URL
@@ -266,7 +280,9 @@ Play it with:
   ffplay $URL
   vlc $URL
   browser: http://127.0.0.1:$PORT/player.html
-Stop with Ctrl-C (EOS: playlists are finalised with EXT-X-ENDLIST).
+${METRICS_URL:+Metrics (Prometheus text format: GOP interval, jitter, drops and bit rate
+per rendition, HLS segments): $METRICS_URL
+}Stop with Ctrl-C (EOS: playlists are finalised with EXT-X-ENDLIST).
 
 EOF
 

@@ -5,10 +5,36 @@
 //! `gst_`, base units as suffix, counters ending in `_total`, and the labels
 //! `pipeline`, `element` and `stream`.
 //!
-//! The HTTP endpoint and the textfile sidecar build on this registry.
+//! Ways out of the process, all built on this registry:
+//!
+//! * [`start_http`]: an HTTP endpoint inside the pipeline process serving
+//!   `GET /metrics` and `GET /healthz` (see [`http`] for the limits);
+//! * [`start_textfile`]: a background writer that atomically rewrites
+//!   `<dir>/gst-broadcast-<pid>.prom` (the node_exporter textfile
+//!   convention), read by the `gst-stream-exporter` sidecar ([`sidecar`]) or by
+//!   node_exporter's textfile collector;
+//! * [`start_from_env`]: starts either or both from `GST_METRICS_ADDR`,
+//!   `GST_METRICS_TEXTFILE_DIR` and `GST_METRICS_INTERVAL_MS`.
+//!
+//! Callers default to the loopback address `127.0.0.1`; other interfaces are
+//! used only when an address is passed explicitly.
+
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
+
+pub mod expfmt;
+pub mod http;
+mod hub;
+pub mod sidecar;
+mod start;
+
+pub use start::{
+    start_from_env, start_http, start_textfile, textfile_name, write_textfile_now, EnvStart,
+    DEFAULT_HTTP_ADDR, DEFAULT_TEXTFILE_INTERVAL, ENV_ADDR, ENV_INTERVAL_MS, ENV_TEXTFILE_DIR,
+    MIN_TEXTFILE_INTERVAL,
+};
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
@@ -78,8 +104,16 @@ pub fn histogram_vec(name: &'static str, help: &str, buckets: Vec<f64>) -> Histo
         .clone()
 }
 
-/// Renders the registry in the Prometheus text exposition format 0.0.4.
+/// Renders every gst-broadcast registry of the process (each plugin `.so`
+/// has its own, see [`hub`]), merged per family, in the Prometheus text
+/// exposition format 0.0.4: the body served on `/metrics` and written to the
+/// textfile.
 pub fn render_text() -> String {
+    hub::render_all().unwrap_or_else(render_local_text)
+}
+
+/// Renders only this copy's registry (text exposition format 0.0.4).
+pub fn render_local_text() -> String {
     let mut out = String::new();
     let encoder = prometheus::TextEncoder::new();
     encoder

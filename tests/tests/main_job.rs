@@ -57,9 +57,11 @@ fn main_job_serves_the_live_ladder_on_loopback() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let port = free_port();
+    let metrics_port = free_port();
     let child = Command::new("bash")
         .arg(repo_root().join("scripts/main-job.sh"))
         .args(["--no-build", "--duration", "14", "--target-duration", "2"])
+        .args(["--metrics-port", &metrics_port.to_string()])
         .args(["--port", &port.to_string(), "--out"])
         .arg(&out)
         .env("GST_PLUGIN_PATH", plugin_dir())
@@ -102,6 +104,37 @@ fn main_job_serves_the_live_ladder_on_loopback() {
     assert_eq!(ffmpeg_decode_errors(&fetched), "");
     assert_eq!(http_get(port, "/no-such-file").map(|r| r.0), Some(404));
 
+    // The pipeline's own metrics endpoint shows the ladder's GOP interval,
+    // jitter, drops and bit rate per rendition, and the HLS counters.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        if let Some((200, body)) = http_get(metrics_port, "/metrics") {
+            let text = String::from_utf8_lossy(&body).to_string();
+            if (0..3).all(|i| {
+                text.contains(&format!(
+                    "gst_stream_gop_interval_seconds_count{{element=\"metrics_v{i}\""
+                ))
+            }) && text.contains("gst_hls_segments_written_total")
+            {
+                break text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no GOP intervals on the metrics endpoint"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for name in [
+        "gst_stream_jitter_seconds",
+        "gst_stream_frames_dropped_total",
+        "gst_stream_data_rate_bytes_per_second",
+        "gst_hls_segment_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    assert!(metrics.contains(r#"stream="audio""#), "{metrics}");
+
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -114,6 +147,10 @@ fn main_job_serves_the_live_ladder_on_loopback() {
         "{stdout}"
     );
     assert!(stdout.contains("ffplay"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("http://127.0.0.1:{metrics_port}/metrics")),
+        "{stdout}"
+    );
     // --duration ends with EOS: complete playlists; the server is gone.
     check_complete_ladder(&out, &[(1280, 720), (854, 480), (640, 360)]);
     assert!(

@@ -15,6 +15,9 @@ pub mod ts;
 pub use hlsladdersink::{HlsLadderSink, HlsLadderSinkPad, PlaylistType};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // GST_METRICS_ADDR / GST_METRICS_TEXTFILE_DIR start the process's metrics
+    // endpoint or textfile writer (see the exporter crate).
+    gstbroadcast_exporter::start_from_env();
     hlsladdersink::register(plugin)
 }
 
