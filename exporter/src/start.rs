@@ -218,6 +218,16 @@ static ENV_START: OnceLock<EnvStart> = OnceLock::new();
 pub fn start_from_env() -> EnvStart {
     ENV_START
         .get_or_init(|| {
+            // GStreamer's plugin scanner loads plugins with the caller's
+            // environment only to read their metadata: it must not take the
+            // port or leave a textfile behind.
+            let scanner = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .is_some_and(|n| n.starts_with("gst-plugin-scanner"));
+            if scanner {
+                return EnvStart::default();
+            }
             crate::hub::join();
             // One plugin's copy starts the outputs for the whole process.
             if crate::hub::claim_env_start() {

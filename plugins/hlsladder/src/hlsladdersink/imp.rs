@@ -1418,7 +1418,25 @@ impl HlsLadderSink {
                 ("No video_%u pad requested: every variant needs a video stream")
             ));
         }
+        let element = self.obj().name().to_string();
+        let pipeline = state.pipeline.clone();
         for v in &mut state.videos {
+            // Every series exists from the start, at 0, so that rate() and
+            // increase() see the first event.
+            let l = [pipeline.as_str(), element.as_str(), v.variant.as_str()];
+            let m = &*METRICS;
+            for c in [
+                &m.segments,
+                &m.bytes,
+                &m.overruns,
+                &m.misaligned,
+                &m.write_errors,
+                &m.dropped,
+            ] {
+                c.with_label_values(&l);
+            }
+            m.durations.with_label_values(&l);
+            m.media_sequence.with_label_values(&l);
             v.dir = dir.join(&v.variant);
             fs::create_dir_all(&v.dir).map_err(|err| {
                 gst::error_msg!(
