@@ -47,6 +47,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 struct Families {
     counters: HashMap<&'static str, IntCounterVec>,
     gauges: HashMap<&'static str, IntGaugeVec>,
+    float_gauges: HashMap<&'static str, prometheus::GaugeVec>,
     histograms: HashMap<&'static str, HistogramVec>,
 }
 
@@ -80,6 +81,22 @@ pub fn gauge_vec(name: &'static str, help: &str) -> IntGaugeVec {
         .or_insert_with(|| {
             let v =
                 IntGaugeVec::new(Opts::new(name, help), &STREAM_LABELS).expect("valid metric name");
+            let _ = REGISTRY.register(Box::new(v.clone()));
+            v
+        })
+        .clone()
+}
+
+/// Returns the floating-point gauge family `name` with [`STREAM_LABELS`]
+/// (for values such as seconds or bytes per second), registering it on first
+/// use.
+pub fn float_gauge_vec(name: &'static str, help: &str) -> prometheus::GaugeVec {
+    let mut f = FAMILIES.lock().unwrap_or_else(|e| e.into_inner());
+    f.float_gauges
+        .entry(name)
+        .or_insert_with(|| {
+            let v = prometheus::GaugeVec::new(Opts::new(name, help), &STREAM_LABELS)
+                .expect("valid metric name");
             let _ = REGISTRY.register(Box::new(v.clone()));
             v
         })

@@ -288,6 +288,37 @@ pub struct Sidecar {
     /// Problems already logged, so a file that stays broken is logged once.
     logged: Mutex<HashSet<String>>,
     log: bool,
+    /// The last merge and the directory fingerprint it was made from.
+    cache: Mutex<Option<(Fingerprint, String, ScrapeStats)>>,
+}
+
+/// Name, mtime, size and staleness of every textfile of the directory: when
+/// it is unchanged, so is the merged text, and a scrape costs one `stat` per
+/// file instead of reading, parsing and merging every file again.
+type Fingerprint = Vec<(String, Option<SystemTime>, u64, bool)>;
+
+/// The fingerprint of `dir` at `now`; `None` when the directory cannot be
+/// listed (the scrape then reads it and reports the error).
+fn fingerprint(dir: &Path, stale_after: Option<Duration>, now: SystemTime) -> Option<Fingerprint> {
+    let mut fp: Fingerprint = Vec::new();
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !is_textfile_name(&name) {
+            continue;
+        }
+        let meta = entry.metadata().ok()?;
+        let mtime = meta.modified().ok();
+        let stale = match (stale_after, mtime) {
+            (Some(limit), Some(m)) => now.duration_since(m).is_ok_and(|age| age > limit),
+            _ => false,
+        };
+        fp.push((name, mtime, meta.len(), stale));
+    }
+    fp.sort();
+    Some(fp)
 }
 
 impl Sidecar {
@@ -302,6 +333,7 @@ impl Sidecar {
             own: Own::new(),
             logged: Mutex::new(HashSet::new()),
             log,
+            cache: Mutex::new(None),
         }
     }
 
@@ -319,7 +351,21 @@ impl Sidecar {
     /// `gst_exporter_scrape_duration_seconds`).
     pub fn scrape(&self) -> String {
         let started = Instant::now();
-        let (mut text, stats) = collect(&self.dir, self.stale_after, SystemTime::now());
+        let now = SystemTime::now();
+        let fp = fingerprint(&self.dir, self.stale_after, now);
+        let (mut text, stats) = {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match (&*cache, &fp) {
+                (Some((cached_fp, text, stats)), Some(fp)) if cached_fp == fp => {
+                    (text.clone(), stats.clone())
+                }
+                _ => {
+                    let (text, stats) = collect(&self.dir, self.stale_after, now);
+                    *cache = fp.map(|fp| (fp, text.clone(), stats.clone()));
+                    (text, stats)
+                }
+            }
+        };
         let own = &self.own;
         own.textfiles.set(stats.files_read as i64);
         own.stale.set(stats.files_stale as i64);
@@ -389,5 +435,59 @@ mod tests {
         let (text, stats) = collect(dir.path(), None, SystemTime::now());
         assert_eq!(text, "# TYPE c gauge\nc 1\n");
         assert_eq!((stats.files_read, stats.parse_errors), (1, 2));
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn write(path: &Path, value: u64) {
+        std::fs::write(
+            path,
+            format!("# TYPE gst_cache_test_total counter\ngst_cache_test_total{{stream=\"a\"}} {value}\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_cached_merge_follows_every_change_of_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.prom");
+        write(&file, 1);
+        let sidecar = Sidecar::new(dir.path().to_path_buf(), Duration::from_secs(30), false);
+        assert!(sidecar
+            .scrape()
+            .contains("gst_cache_test_total{stream=\"a\"} 1\n"));
+        // Same content twice: served from the cache, still correct.
+        assert!(sidecar
+            .scrape()
+            .contains("gst_cache_test_total{stream=\"a\"} 1\n"));
+        // A rewrite (new size) and a rewrite of the same size with a new
+        // mtime both show up on the next scrape.
+        write(&file, 22);
+        assert!(sidecar
+            .scrape()
+            .contains("gst_cache_test_total{stream=\"a\"} 22\n"));
+        write(&file, 33);
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(SystemTime::now() + Duration::from_secs(1))
+            .unwrap();
+        assert!(sidecar
+            .scrape()
+            .contains("gst_cache_test_total{stream=\"a\"} 33\n"));
+        // A file that goes stale without changing leaves the output.
+        f.set_modified(SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+        let text = sidecar.scrape();
+        assert!(!text.contains("gst_cache_test_total{"), "{text}");
+        // A new file joins, a deleted one leaves.
+        write(&dir.path().join("b.prom"), 5);
+        std::fs::remove_file(&file).unwrap();
+        let text = sidecar.scrape();
+        assert!(
+            text.contains("gst_cache_test_total{stream=\"a\"} 5\n"),
+            "{text}"
+        );
     }
 }

@@ -1418,37 +1418,9 @@ impl HlsLadderSink {
                 ("No video_%u pad requested: every variant needs a video stream")
             ));
         }
-        let element = self.obj().name().to_string();
         let pipeline = state.pipeline.clone();
         for v in &mut state.videos {
-            // Every series exists from the start, at 0, so that rate() and
-            // increase() see the first event.
-            let l = [pipeline.as_str(), element.as_str(), v.variant.as_str()];
-            let m = &*METRICS;
-            for c in [
-                &m.segments,
-                &m.bytes,
-                &m.overruns,
-                &m.misaligned,
-                &m.write_errors,
-                &m.dropped,
-            ] {
-                c.with_label_values(&l);
-            }
-            m.durations.with_label_values(&l);
-            m.media_sequence.with_label_values(&l);
-            v.dir = dir.join(&v.variant);
-            fs::create_dir_all(&v.dir).map_err(|err| {
-                gst::error_msg!(
-                    gst::ResourceError::OpenWrite,
-                    (
-                        "Could not create variant directory {}: {}",
-                        v.dir.display(),
-                        err
-                    )
-                )
-            })?;
-            playlist::remove_stale_temporaries(&v.dir);
+            self.prepare_variant(&pipeline, dir, v)?;
         }
         let mut names: Vec<&str> = state.videos.iter().map(|v| v.variant.as_str()).collect();
         names.sort_unstable();
@@ -1459,6 +1431,45 @@ impl HlsLadderSink {
             ));
         }
         state.cfg = Some(cfg);
+        Ok(())
+    }
+
+    /// Creates a variant's directory under `dir`, removes temporaries a
+    /// killed run left there, and creates its series at 0 so that rate() and
+    /// increase() see the first event.
+    fn prepare_variant(
+        &self,
+        pipeline: &str,
+        dir: &std::path::Path,
+        v: &mut VideoStream,
+    ) -> Result<(), gst::ErrorMessage> {
+        v.dir = dir.join(&v.variant);
+        fs::create_dir_all(&v.dir).map_err(|err| {
+            gst::error_msg!(
+                gst::ResourceError::OpenWrite,
+                (
+                    "Could not create variant directory {}: {}",
+                    v.dir.display(),
+                    err
+                )
+            )
+        })?;
+        playlist::remove_stale_temporaries(&v.dir);
+        let element = self.obj().name();
+        let l = [pipeline, element.as_str(), v.variant.as_str()];
+        let m = &*METRICS;
+        for c in [
+            &m.segments,
+            &m.bytes,
+            &m.overruns,
+            &m.misaligned,
+            &m.write_errors,
+            &m.dropped,
+        ] {
+            c.with_label_values(&l);
+        }
+        m.durations.with_label_values(&l);
+        m.media_sequence.with_label_values(&l);
         Ok(())
     }
 
@@ -1870,18 +1881,9 @@ impl ElementImpl for HlsLadderSink {
                 .variant_name()
                 .unwrap_or_else(|| format!("v{index}"));
             let mut v = VideoStream::new(pad.clone(), variant);
-            if let Some(cfg) = &state.cfg {
-                v.dir = cfg.dir.join(&v.variant);
-                if let Err(err) = fs::create_dir_all(&v.dir) {
-                    gst::element_imp_error!(
-                        self,
-                        gst::ResourceError::OpenWrite,
-                        (
-                            "Could not create variant directory {}: {}",
-                            v.dir.display(),
-                            err
-                        )
-                    );
+            if let Some(dir) = state.cfg.as_ref().map(|c| c.dir.clone()) {
+                if let Err(err) = self.prepare_variant(&state.pipeline, &dir, &mut v) {
+                    self.post_error_message(err);
                     return None;
                 }
             }

@@ -55,25 +55,16 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         "gst_stream_gop_length_frames",
         "Frames in the last complete GOP, encoded video only.",
     ),
-    jitter: float_gauge_vec(
+    jitter: exporter::float_gauge_vec(
         "gst_stream_jitter_seconds",
         "RFC 3550 interarrival jitter of buffer arrival against PTS (or RTP timestamp), 1/16 smoothing.",
     ),
-    bitrate: float_gauge_vec(
+    bitrate: exporter::float_gauge_vec(
         "gst_stream_data_rate_bytes_per_second",
         "Data rate over the last one-second window of PTS (multiply by 8 for bits/s).",
     ),
 }
 });
-
-/// A floating-point gauge family with the stream labels, registered in the
-/// process-wide registry (the exporter crate's helpers cover integer gauges).
-fn float_gauge_vec(name: &str, help: &str) -> prometheus::GaugeVec {
-    let v = prometheus::GaugeVec::new(prometheus::Opts::new(name, help), &exporter::STREAM_LABELS)
-        .expect("valid metric name");
-    let _ = exporter::registry().register(Box::new(v.clone()));
-    v
-}
 
 /// Metric handles of one stream, resolved once so that the per-buffer path
 /// only does atomic increments.
