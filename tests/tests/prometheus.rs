@@ -213,6 +213,29 @@ fn spawn_sidecar(dir: &Path, textfiles: &Path, stale_after: &str) -> (Proc, Sock
 }
 
 /// Polls `f` every `every` until it returns `Some`, for at most `limit`.
+/// Starts the HLS + streammetrics pipeline of [`hls_pipeline`] in `dir`
+/// with its in-process endpoint and a textfile every 500 ms, and a sidecar
+/// over the textfiles; returns both processes and their addresses.
+fn start_hls_pipeline_and_sidecar(dir: &Path) -> (Proc, SocketAddr, Proc, SocketAddr) {
+    let textfiles = dir.join("textfiles");
+    let out = dir.join("hls");
+    fs::create_dir(&textfiles).unwrap();
+    fs::create_dir(&out).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let pipeline = spawn_pipeline(
+        dir,
+        "pipeline",
+        &hls_pipeline(&encode_inputs(dir), &out),
+        &[
+            ("GST_METRICS_ADDR", addr.to_string()),
+            ("GST_METRICS_TEXTFILE_DIR", textfiles.display().to_string()),
+            ("GST_METRICS_INTERVAL_MS", "500".into()),
+        ],
+    );
+    let (sidecar, sidecar_addr) = spawn_sidecar(dir, &textfiles, "30s");
+    (pipeline, addr, sidecar, sidecar_addr)
+}
+
 fn wait_for<T>(limit: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
@@ -895,23 +918,7 @@ fn promtool_accepts_every_endpoint() {
     let _g = heavy();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let textfiles = dir.join("textfiles");
-    let out = dir.join("hls");
-    fs::create_dir(&textfiles).unwrap();
-    fs::create_dir(&out).unwrap();
-
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut pipeline = spawn_pipeline(
-        dir,
-        "pipeline",
-        &hls_pipeline(&encode_inputs(dir), &out),
-        &[
-            ("GST_METRICS_ADDR", addr.to_string()),
-            ("GST_METRICS_TEXTFILE_DIR", textfiles.display().to_string()),
-            ("GST_METRICS_INTERVAL_MS", "500".into()),
-        ],
-    );
-    let (_sidecar, sidecar_addr) = spawn_sidecar(dir, &textfiles, "30s");
+    let (mut pipeline, addr, _sidecar, sidecar_addr) = start_hls_pipeline_and_sidecar(dir);
 
     let wanted = [
         "gst_stream_frames_total",
@@ -1143,22 +1150,7 @@ fn dashboard_queries_name_real_metrics() {
 
     // ---- every name exists in a real scrape
     let _g = heavy();
-    let textfiles = dir.join("textfiles");
-    let out = dir.join("hls");
-    fs::create_dir(&textfiles).unwrap();
-    fs::create_dir(&out).unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut pipeline = spawn_pipeline(
-        dir,
-        "pipeline",
-        &hls_pipeline(&encode_inputs(dir), &out),
-        &[
-            ("GST_METRICS_ADDR", addr.to_string()),
-            ("GST_METRICS_TEXTFILE_DIR", textfiles.display().to_string()),
-            ("GST_METRICS_INTERVAL_MS", "500".into()),
-        ],
-    );
-    let (_sidecar, sidecar_addr) = spawn_sidecar(dir, &textfiles, "30s");
+    let (mut pipeline, addr, _sidecar, sidecar_addr) = start_hls_pipeline_and_sidecar(dir);
 
     let mut missing = names.clone();
     let mut last = (String::new(), String::new());

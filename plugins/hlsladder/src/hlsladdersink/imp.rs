@@ -902,8 +902,7 @@ impl HlsLadderSink {
                 return Err(gst::FlowError::Error);
             }
             Err(SegmentError::Io(err)) => {
-                stats.write_errors += 1;
-                METRICS.write_errors.with_label_values(&l).inc();
+                count_write_error(stats, &l);
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::Write,
@@ -927,8 +926,7 @@ impl HlsLadderSink {
             let text = v.playlist.render(cfg.target_s, cfg.kind, false);
             let ppath = v.dir.join(MEDIA_PLAYLIST_NAME);
             if let Err(err) = playlist::write_atomic(&ppath, &text) {
-                stats.write_errors += 1;
-                METRICS.write_errors.with_label_values(&l).inc();
+                count_write_error(stats, &l);
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::Write,
@@ -938,8 +936,7 @@ impl HlsLadderSink {
             }
             let before = v.playlist.early_deletions;
             for (p, err) in v.playlist.delete_expired(end, cfg.max_files) {
-                stats.write_errors += 1;
-                METRICS.write_errors.with_label_values(&l).inc();
+                count_write_error(stats, &l);
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::Write,
@@ -1533,6 +1530,13 @@ fn timestamp_runs(samples: &[Sample], cut_end: Option<i64>) -> Vec<(i64, i64)> {
     }
     runs.push(run);
     runs
+}
+
+/// Counts a failed write or deletion of a variant's file in the stats and
+/// in `gst_hls_write_errors_total` for the variant's labels.
+fn count_write_error(stats: &mut Stats, labels: &[&str; 3]) {
+    stats.write_errors += 1;
+    METRICS.write_errors.with_label_values(labels).inc();
 }
 
 fn state_warned(flag: &mut bool) -> bool {
