@@ -619,9 +619,15 @@ impl HlsLadderSink {
         }
     }
 
+    /// Asks every video encoder for a keyframe at running time `at` (ns).
+    /// A variant whose stream is already past `at` is not asked: an encoder
+    /// that gets a request for a time it has passed forces a keyframe at its
+    /// current frame, which would shift its GOPs off the other variants'.
     fn request_key_units(&self, state: &State, at: i64, requests: &mut KeyUnitRequests) {
         for v in &state.videos {
-            requests.push((v.pad.clone(), at));
+            if v.max_pts_end < at {
+                requests.push((v.pad.clone(), at));
+            }
         }
     }
 
