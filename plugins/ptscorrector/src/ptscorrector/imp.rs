@@ -442,7 +442,7 @@ impl PtsCorrector {
             st.reported_filled = st.core.counts.filled;
             if !reports.is_empty() {
                 self.note_repairs(stream, &mut st, &reports, &input_map, &output_map);
-            } else if arrival.is_some() && st.core.counts.buffers % 64 == 0 {
+            } else if arrival.is_some() && st.core.counts.buffers.is_multiple_of(64) {
                 self.update_gauges(&st);
             }
         }
@@ -502,12 +502,8 @@ impl PtsCorrector {
                 let (drift, ppm, _) = self.timeline.drift_state(0);
                 b = b.field("drift", drift).field("slew-ppm", ppm);
             } else {
-                let before = r
-                    .before
-                    .map(|t| input_map.stream_time(t).nseconds() as i64);
-                let after = r
-                    .after
-                    .map(|t| output_map.stream_time(t).nseconds() as i64);
+                let before = r.before.map(|t| input_map.stream_time(t).nseconds() as i64);
+                let after = r.after.map(|t| output_map.stream_time(t).nseconds() as i64);
                 b = b
                     .field("before", clock_time(before))
                     .field("after", clock_time(after));
