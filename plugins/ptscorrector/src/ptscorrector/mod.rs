@@ -61,7 +61,7 @@
 //!
 //! ## Example launch line
 //! ```sh
-//! gst-launch-1.0 filesrc location=broken.ts ! tsdemux name=d \
+//! mkdir -p out && gst-launch-1.0 filesrc location=broken.ts ! tsdemux name=d \
 //!     d. ! queue ! h264parse ! pc.sink_0 \
 //!     d. ! queue ! aacparse ! pc.sink_1 \
 //!     ptscorrector name=pc jump-threshold=500000000 \
