@@ -13,7 +13,7 @@ gst-inspect-1.0 streammetrics >/dev/null 2>&1 || { echo "streammetrics not found
 
 # Timestamped H.264-like buffers (30 per second of PTS, 16 bytes each):
 # the element takes its full path (timestamps, gaps, jitter, bit rate).
-SRC="fakesrc num-buffers=$N sizetype=fixed sizemax=16 filltype=nothing datarate=480 \
+SRC="fakesrc num-buffers=$N format=time sizetype=fixed sizemax=16 filltype=nothing datarate=480 \
  ! video/x-h264,stream-format=byte-stream,alignment=au,framerate=30/1"
 
 cpu() { # prints user+sys seconds of one run of element $1

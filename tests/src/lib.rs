@@ -9,6 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use m3u8_rs::{MasterPlaylist, MediaPlaylist};
 
+pub mod pts;
+
 /// Serialises the heavy tests: 2 cores cannot run several encoding ladders
 /// in real time at once.
 static HEAVY: Mutex<()> = Mutex::new(());

@@ -34,8 +34,7 @@ struct Families {
     bitrate: prometheus::GaugeVec,
 }
 
-static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
-    Families {
+static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
     frames: exporter::counter_vec("gst_stream_frames_total", "Buffers (frames) seen."),
     keyframes: exporter::counter_vec(
         "gst_stream_keyframes_total",
@@ -49,7 +48,9 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     gop_interval: exporter::histogram_vec(
         "gst_stream_gop_interval_seconds",
         "Keyframe-to-keyframe interval by PTS, encoded video only.",
-        vec![0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 20.0],
+        vec![
+            0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 20.0,
+        ],
     ),
     gop_length: exporter::gauge_vec(
         "gst_stream_gop_length_frames",
@@ -63,7 +64,6 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         "gst_stream_data_rate_bytes_per_second",
         "Data rate over the last one-second window of PTS (multiply by 8 for bits/s).",
     ),
-}
 });
 
 /// Metric handles of one stream, resolved once so that the per-buffer path
@@ -165,6 +165,10 @@ struct State {
     window_bytes: u64,
     bitrate: f64,
     clock: Option<(gst::Clock, gst::ClockTime)>,
+    /// Arrival anchor: running time (s) of the pipeline clock at an
+    /// `Instant`, renewed every second so that a calibrated clock is
+    /// followed while most buffers only read the monotonic clock.
+    arrival_anchor: Option<(f64, std::time::Instant)>,
     segment: Option<gst::FormattedSegment<gst::ClockTime>>,
 }
 
@@ -246,10 +250,24 @@ impl StreamMetrics {
         if s.clock.is_none() {
             let clock = self.obj().clock()?;
             s.clock = Some((clock, self.obj().base_time()?));
+            s.arrival_anchor = None;
+        }
+        let now = std::time::Instant::now();
+        if let Some((at, instant)) = s.arrival_anchor {
+            let elapsed = now.duration_since(instant).as_secs_f64();
+            if elapsed < 1.0 {
+                return Some(at + elapsed);
+            }
         }
         let (clock, base) = s.clock.as_ref()?;
-        let now = clock.time();
-        Some(now.saturating_sub(*base).nseconds() as f64 / SECOND)
+        let at = clock.time().saturating_sub(*base).nseconds() as f64 / SECOND;
+        // Only the monotonic system clock runs at the rate of `Instant`;
+        // other clocks (audio, network, test) are read every time.
+        let monotonic = clock.downcast_ref::<gst::SystemClock>().is_some_and(|c| {
+            c.property::<gst::ClockType>("clock-type") == gst::ClockType::Monotonic
+        }) && clock.master().is_none();
+        s.arrival_anchor = monotonic.then_some((at, now));
+        Some(at)
     }
 
     fn observe(&self, buf: &gst::BufferRef) {
@@ -508,7 +526,9 @@ impl ElementImpl for StreamMetrics {
         let res = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToPlaying {
             // The clock and base time are known now.
-            self.lock_state().clock = None;
+            let mut st = self.lock_state();
+            st.clock = None;
+            st.arrival_anchor = None;
         }
         Ok(res)
     }
