@@ -354,6 +354,8 @@ pub struct Counts {
 struct Pending<T> {
     payload: T,
     pts: i64,
+    /// Upstream DTS (with slew), used while it is valid.
+    dts: Option<i64>,
     discont: bool,
 }
 
@@ -387,6 +389,9 @@ pub struct StreamCore<T> {
     recent_pos: usize,
     /// Last output DTS (video) or PTS (audio).
     last_out: Option<i64>,
+    /// Earliest running time the output segment can carry (its stream time
+    /// 0), ns.
+    floor: i64,
     /// Video DTS is rebuilt from PTS through the reorder window.
     rebuild: bool,
     window: VecDeque<Pending<T>>,
@@ -407,6 +412,9 @@ const DEFAULT_VIDEO_STEP: i64 = SECOND / 30;
 /// Drift is measured as the maximum of PTS minus arrival per window of this
 /// many ns of arrival time (the least delayed arrival of each window).
 const DRIFT_WINDOW: i64 = SECOND;
+/// Smallest step between timestamps the engine makes up (one 90 kHz tick,
+/// rounded up, ns), so that they stay distinct in MPEG-TS and RTP.
+pub const TICK: i64 = 11_112;
 /// Gap filling stops after this many buffers per gap.
 const MAX_FILL: i64 = 1000;
 
@@ -432,6 +440,7 @@ impl<T: Clone> StreamCore<T> {
             recent_len: 0,
             recent_pos: 0,
             last_out: None,
+            floor: i64::MIN,
             rebuild: false,
             window: VecDeque::new(),
             heap: BinaryHeap::new(),
@@ -458,6 +467,12 @@ impl<T: Clone> StreamCore<T> {
     /// frame / rate.
     pub fn set_caps_step(&mut self, step: Option<i64>) {
         self.caps_step = step.filter(|s| *s > 0);
+    }
+
+    /// Sets the earliest running time (ns) the output can carry: made-up
+    /// timestamps are not put before it.
+    pub fn set_floor(&mut self, floor: i64) {
+        self.floor = floor;
     }
 
     /// The frame duration in use, ns.
@@ -649,7 +664,7 @@ impl<T: Clone> StreamCore<T> {
                 if self.is_duplicate(pts, self.prev_step.max(step)) {
                     // Sent on (duplicate-mode=pass) just after the previous
                     // buffer, without moving the expected time.
-                    let out = self.last_out.map_or(pts, |l| l + 1);
+                    let out = self.last_out.map_or(pts, |l| l + TICK);
                     self.count(Repair::Duplicate, input.pts, Some(out), report);
                     if !cfg.drop_duplicates {
                         self.last_out = Some(out);
@@ -685,7 +700,7 @@ impl<T: Clone> StreamCore<T> {
         let mut out = pts + timeline.slew_at(pts);
         if let Some(last) = self.last_out {
             if out <= last {
-                out = last + 1;
+                out = last + TICK;
             }
         }
         self.last_out = Some(out);
@@ -727,7 +742,7 @@ impl<T: Clone> StreamCore<T> {
             let t = from + i * step;
             let mut out = t + timeline.slew_at(t);
             if let Some(l) = self.last_out {
-                out = out.max(l + 1);
+                out = out.max(l + TICK);
             }
             self.last_out = Some(out);
             self.counts.filled += 1;
@@ -808,6 +823,10 @@ impl<T: Clone> StreamCore<T> {
                     let missing = ((d - expected) + step / 2) / step;
                     self.count(Repair::Gap, Some(expected), Some(d), report);
                     if cfg.fill_gaps {
+                        // The filler follows the buffers still waiting.
+                        while !self.window.is_empty() {
+                            self.pop_window(step, cfg, report, emit);
+                        }
                         let from = pts - missing * step;
                         self.fill(from, step, missing, timeline, emit);
                     }
@@ -832,17 +851,23 @@ impl<T: Clone> StreamCore<T> {
 
         let slew = timeline.slew_at(pts);
         let pts_out = pts + slew;
-        if !self.rebuild {
-            let mut d = dts.unwrap_or(pts) + slew;
+        let dts_out = dts.map(|d| d + slew);
+        if cfg.fill_gaps {
+            self.last_payload = Some(payload.clone());
+        }
+        if cfg.max_reorder == 0 {
+            // No lookahead: DTS is the upstream one or, once broken, the
+            // PTS, kept strictly increasing.
+            let mut d = match (self.rebuild, dts_out) {
+                (false, Some(d)) => d,
+                _ => pts_out,
+            };
             if let Some(last) = self.last_out {
                 if d <= last {
-                    d = last + 1;
+                    d = last + TICK;
                 }
             }
             self.last_out = Some(d);
-            if cfg.fill_gaps {
-                self.last_payload = Some(payload.clone());
-            }
             emit(Output::Buffer {
                 payload,
                 pts: pts_out.max(d),
@@ -852,13 +877,13 @@ impl<T: Clone> StreamCore<T> {
             });
             return;
         }
-
-        if cfg.fill_gaps {
-            self.last_payload = Some(payload.clone());
-        }
+        // Every video buffer goes through the lookahead, so that when the
+        // DTS turn out broken, the buffers still waiting (those before the
+        // first broken one included) get rebuilt DTS too.
         self.window.push_back(Pending {
             payload,
             pts: pts_out,
+            dts: dts_out,
             discont,
         });
         self.heap.push(Reverse(pts_out));
@@ -881,16 +906,21 @@ impl<T: Clone> StreamCore<T> {
         };
         let Reverse(smallest) = self.heap.pop().unwrap_or(Reverse(item.pts));
         let frame = self.frame_step().unwrap_or(step.max(1));
-        if let Some(last) = self.last_sorted {
-            if !item.discont && smallest - last > frame + frame / 2 {
-                self.count(Repair::Gap, Some(last + frame), Some(smallest), report);
+        let last_sorted = self.last_sorted.replace(smallest);
+        let mut dts = match item.dts {
+            Some(d) if !self.rebuild => d,
+            _ => {
+                if let Some(last) = last_sorted {
+                    if !item.discont && smallest - last > frame + frame / 2 {
+                        self.count(Repair::Gap, Some(last + frame), Some(smallest), report);
+                    }
+                }
+                (smallest - cfg.max_reorder as i64 * frame).max(self.floor)
             }
-        }
-        self.last_sorted = Some(smallest);
-        let mut dts = smallest - cfg.max_reorder as i64 * frame;
+        };
         if let Some(last) = self.last_out {
             if dts <= last {
-                dts = last + 1;
+                dts = last + TICK;
             }
         }
         self.last_out = Some(dts);
@@ -920,9 +950,10 @@ impl<T: Clone> StreamCore<T> {
     /// Counters are kept.
     pub fn reset(&mut self, timeline: &Timeline) {
         let counts = std::mem::take(&mut self.counts);
-        let (id, kind, caps_step) = (self.id, self.kind, self.caps_step);
+        let (id, kind, caps_step, floor) = (self.id, self.kind, self.caps_step, self.floor);
         *self = StreamCore::new(id, kind, timeline);
         self.caps_step = caps_step;
+        self.floor = floor;
         self.counts = counts;
     }
 

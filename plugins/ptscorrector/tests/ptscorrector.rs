@@ -11,6 +11,8 @@ const MS: u64 = 1_000_000;
 const F: u64 = 33_333_333;
 /// AAC frame at 48 kHz (1024 samples), ns.
 const A: u64 = 21_333_333;
+/// One 90 kHz tick, rounded up: the engine's smallest made-up step, ns.
+const TICK: u64 = 11_112;
 
 fn init() {
     static INIT: Once = Once::new();
@@ -126,6 +128,9 @@ fn clean_stream_passes_unchanged() {
         let dts = 9 * F + i as u64 * F;
         h.push(buf(Some(pts), Some(dts), Some(F))).unwrap();
     }
+    // Video waits max-reorder (4) frames in the lookahead.
+    assert_eq!(h.buffers_received(), 6);
+    h.push_event(gst::event::Eos::new());
     let out = drain(&mut h);
     assert_eq!(out.len(), order.len());
     for (i, (p, o)) in order.iter().zip(&out).enumerate() {
@@ -191,6 +196,33 @@ fn missing_dts_rebuilt_from_reordered_pts() {
     assert_eq!(q2.result().1, gst::ClockTime::from_nseconds(2 * F));
 }
 
+/// A B-frame stream whose DTS were set equal to PTS (a demuxer reading PES
+/// headers without DTS): from the first frames on, DTS rebuilt from the PTS
+/// order, never before the segment start, strictly increasing by at least a
+/// 90 kHz tick and never after PTS.
+#[test]
+fn dts_equal_pts_on_reordered_video_rebuilt_from_the_start() {
+    init();
+    let el = element(&[("max-reorder", "2")]);
+    let mut h = stream(&el, 0, video_caps());
+    let order = [0u64, 3, 1, 2, 6, 4, 5, 9, 7, 8];
+    for p in order {
+        h.push(buf(Some(p * F), Some(p * F), Some(F))).unwrap();
+    }
+    h.push_event(gst::event::Eos::new());
+    let out = drain(&mut h);
+    let dts: Vec<u64> = out.iter().map(|o| o.1).collect();
+    assert_eq!(&dts[..3], &[0, TICK, 2 * TICK]);
+    for (i, d) in dts.iter().enumerate().skip(3) {
+        assert_eq!(*d, (i as u64 - 2) * F, "frame {i}");
+    }
+    for (o, p) in out.iter().zip(order) {
+        assert_eq!(o.0, p * F, "PTS kept");
+        assert!(o.1 <= o.0);
+    }
+    assert_eq!(stat(&el, "non-monotonic-dts"), 3);
+}
+
 /// DTS that stop increasing (a reordering upstream broke them) or come
 /// after PTS: DTS rebuilt from that frame on, strictly increasing.
 #[test]
@@ -212,10 +244,12 @@ fn non_monotonic_and_late_dts_rebuilt() {
     let out = drain(&mut h);
     assert_eq!(out.len(), 10);
     let dts: Vec<u64> = out.iter().map(|o| o.1).collect();
-    assert_eq!(&dts[..5], &[0, F, 2 * F, 3 * F, 4 * F]);
-    // Rebuilt: smallest waiting PTS minus one frame, kept above 4F.
-    assert_eq!(dts[5], 4 * F + 1);
-    for i in 6..10 {
+    assert_eq!(&dts[..4], &[0, F, 2 * F, 3 * F]);
+    // Frame 4 was still in the lookahead when frame 5 showed the DTS broken:
+    // rebuilt too (smallest waiting PTS minus one frame), kept one 90 kHz
+    // tick above 3F.
+    assert_eq!(dts[4], 3 * F + TICK);
+    for i in 5..10 {
         assert_eq!(dts[i], (i as u64 - 1) * F, "frame {i}");
         assert_eq!(out[i].0, i as u64 * F);
     }
@@ -249,6 +283,7 @@ fn jump_on_video_shifts_audio_by_the_same_amount() {
     for i in 40..80u64 {
         a.push(buf(Some(jump + av + i * A), None, Some(A))).unwrap();
     }
+    v.push_event(gst::event::Eos::new());
     let vo = drain(&mut v);
     let ao = drain(&mut a);
     for (i, o) in vo.iter().enumerate() {
@@ -295,6 +330,7 @@ fn backward_jump_restarting_recording() {
     for i in 0..40u64 {
         a.push(buf(Some(i * A), None, Some(A))).unwrap();
     }
+    v.push_event(gst::event::Eos::new());
     let vo = drain(&mut v);
     let ao = drain(&mut a);
     assert_eq!(vo[300].0, 300 * F);
@@ -402,6 +438,7 @@ fn video_gap_fill_is_a_gap_event() {
     for i in [0u64, 1, 2, 5, 6] {
         h.push(buf(Some(i * F), Some(i * F), Some(F))).unwrap();
     }
+    h.push_event(gst::event::Eos::new());
     assert_eq!(h.buffers_received(), 5);
     let mut gap = None;
     while let Some(ev) = h.try_pull_event() {
@@ -434,6 +471,7 @@ fn duplicates_dropped_or_passed() {
     for i in [0u64, 1, 2, 3, 2, 3, 4] {
         v.push(buf(Some(i * F), Some(i * F), Some(F))).unwrap();
     }
+    v.push_event(gst::event::Eos::new());
     let out = drain(&mut v);
     assert_eq!(
         out.iter().map(|o| o.0).collect::<Vec<_>>(),
@@ -448,7 +486,7 @@ fn duplicates_dropped_or_passed() {
         a.push(buf(Some(i * A), None, Some(A))).unwrap();
     }
     let pts: Vec<u64> = drain(&mut a).iter().map(|o| o.0).collect();
-    assert_eq!(pts, vec![0, A, A + 1, 2 * A]);
+    assert_eq!(pts, vec![0, A, A + TICK, 2 * A]);
 }
 
 /// A live source whose clock runs 200 ppm fast for 10 minutes (arrival on
@@ -460,6 +498,8 @@ fn drift_200ppm_slewed_within_tolerance() {
     init();
     let el = element(&[
         ("drift-correction", "on"),
+        // No lookahead: one buffer out per buffer in.
+        ("max-reorder", "0"),
         ("drift-tolerance", "20000000"),
         ("max-slew", "1000"),
     ]);

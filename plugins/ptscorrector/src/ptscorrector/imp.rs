@@ -616,7 +616,10 @@ impl PtsCorrector {
                             gst::debug!(CAT, obj = stream.sinkpad, "absorbing segment {:?}", seg);
                             return true;
                         }
-                        st.output = Some(SegmentMap::new(seg.clone()));
+                        let map = SegmentMap::new(seg.clone());
+                        let floor = map.to_running(Some(gst::ClockTime::ZERO)).unwrap_or(0);
+                        st.core.set_floor(floor);
+                        st.output = Some(map);
                     }
                     None => {
                         gst::warning!(

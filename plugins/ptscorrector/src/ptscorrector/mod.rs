@@ -23,11 +23,17 @@
 //!   plus the frame duration (buffer duration, caps framerate, audio
 //!   samples per frame, or the measured step).
 //! - **Video DTS** that is missing, not increasing, or later than PTS: from
-//!   that buffer on the stream's DTS are rebuilt from its PTS through a
+//!   that buffer on, the stream's DTS are rebuilt from its PTS through a
 //!   lookahead of `max-reorder` frames: DTS = the smallest PTS still
-//!   waiting minus `max-reorder` frame durations, kept strictly increasing.
-//!   This adds `max-reorder` frames of latency, reported in the latency
-//!   query.
+//!   waiting minus `max-reorder` frame durations, never before the output
+//!   segment's stream time 0, strictly increasing. Every video buffer waits
+//!   in this lookahead, so the buffers before the first broken one that are
+//!   still waiting are rebuilt too (a demuxer that sets DTS = PTS on a
+//!   B-frame stream shows it only at the first B-frame). This is
+//!   `max-reorder` frame durations of latency, reported in the latency
+//!   query; `max-reorder=0` adds none and falls back to DTS = PTS.
+//!   Timestamps the element has to make up are at least one 90 kHz tick
+//!   (11 112 ns) apart, so they stay distinct in MPEG-TS.
 //! - **Audio** (and any non-video stream) PTS must increase: a buffer behind
 //!   the previous buffer's end is a duplicate (same PTS as a recent buffer)
 //!   or an overlap, moved to the expected time.
