@@ -622,11 +622,17 @@ impl PtsCorrector {
                         st.output = Some(map);
                     }
                     None => {
-                        gst::warning!(
-                            CAT,
-                            obj = stream.sinkpad,
-                            "non-TIME segment, passing buffers untouched"
-                        );
+                        if !st.bypass {
+                            gst::element_imp_warning!(
+                                self,
+                                gst::StreamError::Format,
+                                (
+                                    "{} has a {:?} segment, not TIME: its timestamps pass unrepaired",
+                                    stream.name,
+                                    s.segment().format()
+                                )
+                            );
+                        }
                         st.bypass = true;
                     }
                 }
