@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Per-buffer CPU cost of streammetrics against identity in the same pipeline
 # (issue: goal under 100 ns per buffer). Caller builds first:
-#   cargo build --release
+#   cargo build --release -p gst-plugin-streammetrics
 # Env: BENCH_BUFFERS (default 3000000), BENCH_RUNS (default 5).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

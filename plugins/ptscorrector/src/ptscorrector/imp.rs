@@ -698,6 +698,11 @@ impl PtsCorrector {
             q.set(live, min + extra, max.map(|m| m + extra));
             return true;
         }
+        if query.type_() == gst::QueryType::Scheduling {
+            // Buffers only flow in push mode: not forwarded, so that
+            // downstream does not try to pull through this element.
+            return false;
+        }
         stream.sinkpad.peer_query(query)
     }
 

@@ -5,7 +5,6 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::subclass::prelude::*;
 
 use gstbroadcast_exporter as exporter;
 
@@ -136,9 +135,62 @@ struct Settings {
     listen_address: Option<String>,
 }
 
+/// A TIME segment reduced to what the per-buffer running-time conversion
+/// needs.
+struct SegmentMap {
+    segment: gst::FormattedSegment<gst::ClockTime>,
+    /// Running time = timestamp + shift, when the rate is 1.
+    shift: Option<i64>,
+}
+
+impl SegmentMap {
+    fn new(segment: gst::FormattedSegment<gst::ClockTime>) -> Self {
+        let ns = |t: Option<gst::ClockTime>| t.and_then(|t| i64::try_from(t.nseconds()).ok());
+        // gst_segment_to_running_time_full() at rate 1: position - (start +
+        // offset) + base, on either side of start.
+        let shift = if segment.rate() == 1.0 {
+            ns(segment.base()).and_then(|base| {
+                base.checked_sub(ns(segment.start())?)?
+                    .checked_sub(ns(segment.offset())?)
+            })
+        } else {
+            None
+        };
+        SegmentMap { segment, shift }
+    }
+
+    /// Signed running time of `ts`: DTS of B-frame streams starts before
+    /// the segment start.
+    fn running_time(&self, ts: Option<gst::ClockTime>) -> Option<i64> {
+        let ts = ts?;
+        if let Some(shift) = self.shift {
+            if let Some(rt) = i64::try_from(ts.nseconds())
+                .ok()
+                .and_then(|t| t.checked_add(shift))
+            {
+                return Some(rt);
+            }
+        }
+        Some(match self.segment.to_running_time_full(ts)? {
+            gst::Signed::Positive(v) => v.nseconds() as i64,
+            gst::Signed::Negative(v) => -(v.nseconds() as i64),
+        })
+    }
+}
+
+/// The pipeline clock and base time, once known.
+struct ClockInfo {
+    clock: gst::Clock,
+    base: gst::ClockTime,
+    /// A `GstSystemClock` of type monotonic, i.e. one that runs at the rate
+    /// of `Instant` unless it is slaved to a master.
+    system_monotonic: bool,
+}
+
 #[derive(Default)]
 struct State {
     series: Option<Series>,
+    /// From the caps; `None` until the first caps.
     kind: Option<Kind>,
     /// Frame duration from the caps, ns.
     caps_frame_ns: Option<u64>,
@@ -164,16 +216,19 @@ struct State {
     window_start: Option<i64>,
     window_bytes: u64,
     bitrate: f64,
-    clock: Option<(gst::Clock, gst::ClockTime)>,
+    clock: Option<ClockInfo>,
     /// Arrival anchor: running time (s) of the pipeline clock at an
     /// `Instant`, renewed every second so that a calibrated clock is
     /// followed while most buffers only read the monotonic clock.
     arrival_anchor: Option<(f64, std::time::Instant)>,
-    segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    /// The last TIME segment; `None` before it or after a segment in
+    /// another format.
+    segment: Option<SegmentMap>,
 }
 
-#[derive(Default)]
 pub struct StreamMetrics {
+    sinkpad: gst::Pad,
+    srcpad: gst::Pad,
     settings: Mutex<Settings>,
     state: Mutex<State>,
 }
@@ -182,7 +237,75 @@ pub struct StreamMetrics {
 impl ObjectSubclass for StreamMetrics {
     const NAME: &'static str = "GstStreamMetrics";
     type Type = super::StreamMetrics;
-    type ParentType = gst_base::BaseTransform;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let templ = klass.pad_template("sink").expect("sink template");
+        let sinkpad = gst::Pad::builder_from_template(&templ)
+            .chain_function(|_pad, parent, buffer| {
+                StreamMetrics::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |this| this.sink_chain(buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                StreamMetrics::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |this| this.sink_event(pad, event),
+                )
+            })
+            .query_function(|pad, parent, query| {
+                StreamMetrics::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |this| this.sink_query(pad, query),
+                )
+            })
+            .iterate_internal_links_function(|_pad, parent| {
+                StreamMetrics::catch_panic_pad_function(
+                    parent,
+                    || gst::Iterator::from_vec(vec![]),
+                    |this| gst::Iterator::from_vec(vec![this.srcpad.clone()]),
+                )
+            })
+            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
+            .build();
+
+        let templ = klass.pad_template("src").expect("src template");
+        let srcpad = gst::Pad::builder_from_template(&templ)
+            .event_function(|pad, parent, event| {
+                StreamMetrics::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |this| this.src_event(pad, event),
+                )
+            })
+            .query_function(|pad, parent, query| {
+                StreamMetrics::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |this| this.src_query(pad, query),
+                )
+            })
+            .iterate_internal_links_function(|_pad, parent| {
+                StreamMetrics::catch_panic_pad_function(
+                    parent,
+                    || gst::Iterator::from_vec(vec![]),
+                    |this| gst::Iterator::from_vec(vec![this.sinkpad.clone()]),
+                )
+            })
+            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
+            .build();
+
+        StreamMetrics {
+            sinkpad,
+            srcpad,
+            settings: Mutex::default(),
+            state: Mutex::default(),
+        }
+    }
 }
 
 impl StreamMetrics {
@@ -196,6 +319,15 @@ impl StreamMetrics {
             top = parent;
         }
         top.name().to_string()
+    }
+
+    /// Removes the series from the registry and forgets all counts.
+    fn reset(&self) {
+        let mut s = self.lock_state();
+        if let Some(series) = s.series.take() {
+            series.remove();
+        }
+        *s = State::default();
     }
 
     fn stats(&self) -> gst::Structure {
@@ -217,10 +349,6 @@ impl StreamMetrics {
             .field("jitter", s.jitter)
             .field("bitrate", s.bitrate)
             .build()
-    }
-
-    fn frame_ns(s: &State) -> Option<u64> {
-        s.caps_frame_ns.or(s.measured_frame_ns)
     }
 
     fn add_dropped(s: &mut State, n: u64) {
@@ -248,8 +376,20 @@ impl StreamMetrics {
 
     fn arrival_seconds(&self, s: &mut State) -> Option<f64> {
         if s.clock.is_none() {
-            let clock = self.obj().clock()?;
-            s.clock = Some((clock, self.obj().base_time()?));
+            let obj = self.obj();
+            let clock = obj.clock()?;
+            let base = obj.base_time()?;
+            // Only the monotonic system clock runs at the rate of
+            // `Instant`; other clocks (audio, network, test) are read every
+            // time.
+            let system_monotonic = clock.downcast_ref::<gst::SystemClock>().is_some_and(|c| {
+                c.property::<gst::ClockType>("clock-type") == gst::ClockType::Monotonic
+            });
+            s.clock = Some(ClockInfo {
+                clock,
+                base,
+                system_monotonic,
+            });
             s.arrival_anchor = None;
         }
         let now = std::time::Instant::now();
@@ -259,20 +399,20 @@ impl StreamMetrics {
                 return Some(at + elapsed);
             }
         }
-        let (clock, base) = s.clock.as_ref()?;
-        let at = clock.time().saturating_sub(*base).nseconds() as f64 / SECOND;
-        // Only the monotonic system clock runs at the rate of `Instant`;
-        // other clocks (audio, network, test) are read every time.
-        let monotonic = clock.downcast_ref::<gst::SystemClock>().is_some_and(|c| {
-            c.property::<gst::ClockType>("clock-type") == gst::ClockType::Monotonic
-        }) && clock.master().is_none();
+        let c = s.clock.as_ref()?;
+        let at = c.clock.time().saturating_sub(c.base).nseconds() as f64 / SECOND;
+        let monotonic = c.system_monotonic && c.clock.master().is_none();
         s.arrival_anchor = monotonic.then_some((at, now));
         Some(at)
     }
 
-    fn observe(&self, buf: &gst::BufferRef) {
+    /// Accounts `buf`; `false` before caps (not negotiated).
+    fn observe(&self, buf: &gst::BufferRef) -> bool {
         let mut guard = self.lock_state();
         let s = &mut *guard;
+        let Some(kind) = s.kind else {
+            return false;
+        };
         let size = buf.size() as u64;
         let keyframe = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
         s.frames += 1;
@@ -287,37 +427,31 @@ impl StreamMetrics {
                 series.keyframes.inc();
             }
         }
-        let kind = s.kind.unwrap_or(Kind::Other);
-        // Signed running time: DTS of B-frame streams starts before the
-        // segment start.
-        let segment = s.segment.clone();
-        let rt = |t: Option<gst::ClockTime>| -> Option<i64> {
-            let seg = segment.as_ref()?;
-            Some(match seg.to_running_time_full(t?)? {
-                gst::Signed::Positive(v) => v.nseconds() as i64,
-                gst::Signed::Negative(v) => -(v.nseconds() as i64),
-            })
-        };
-        let pts = rt(buf.pts());
+        let pts = s
+            .segment
+            .as_ref()
+            .and_then(|seg| seg.running_time(buf.pts()));
 
         if let Kind::Rtp(clock_rate) = kind {
             self.observe_rtp(s, buf, clock_rate);
-        } else if let Some(ts) = rt(buf.dts()).or(pts) {
+        } else if let Some(ts) = s
+            .segment
+            .as_ref()
+            .and_then(|seg| seg.running_time(buf.dts()))
+            .or(pts)
+        {
             // Gaps against the frame duration (DTS when known, so that
             // B-frame reordering is not taken for a gap).
-            if let (Some(last), Some(frame)) = (s.last_ts, Self::frame_ns(s).or(s.last_dur)) {
-                if ts > last && frame > 0 {
+            if let Some(last) = s.last_ts {
+                if ts > last {
                     let step = (ts - last) as u64;
-                    if step as f64 > GAP_FACTOR * frame as f64 {
-                        let missing = (step as f64 / frame as f64).round() as u64 - 1;
-                        Self::add_dropped(s, missing);
+                    if let Some(frame) = s.caps_frame_ns.or(s.measured_frame_ns).or(s.last_dur) {
+                        if frame > 0 && step as f64 > GAP_FACTOR * frame as f64 {
+                            let missing = (step as f64 / frame as f64).round() as u64 - 1;
+                            Self::add_dropped(s, missing);
+                        }
                     }
-                }
-            }
-            if s.caps_frame_ns.is_none() {
-                if let Some(last) = s.last_ts {
-                    if ts > last {
-                        let step = (ts - last) as u64;
+                    if s.caps_frame_ns.is_none() {
                         s.measured_frame_ns =
                             Some(s.measured_frame_ns.map_or(step, |m| m.min(step)));
                     }
@@ -325,8 +459,8 @@ impl StreamMetrics {
             }
             s.last_ts = Some(ts);
             s.last_dur = buf.duration().map(|d| d.nseconds());
-            if let Some(arrival) = self.arrival_seconds(s) {
-                if let Some(pts) = pts {
+            if let Some(pts) = pts {
+                if let Some(arrival) = self.arrival_seconds(s) {
                     Self::update_jitter(s, arrival, pts as f64 / SECOND);
                 }
             }
@@ -367,6 +501,7 @@ impl StreamMetrics {
                 s.window_bytes = 0;
             }
         }
+        true
     }
 
     /// RTP (RFC 3550): sequence number gaps are drops; jitter uses the RTP
@@ -404,9 +539,107 @@ impl StreamMetrics {
             }
         }
     }
+
+    fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if !self.observe(&buffer) {
+            // As `GstBaseTransform` did: no buffers before caps.
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("not negotiated"),
+                ["not negotiated"]
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        }
+        self.srcpad.push(buffer)
+    }
+
+    /// Stream kind, frame duration and, on the first caps, the series.
+    fn set_caps(&self, caps: &gst::CapsRef) {
+        let (kind, frame_ns) = kind_of(caps);
+        let name = self.settings.lock().unwrap().stream_name.clone();
+        let pipeline = self.pipeline_name();
+        let mut s = self.lock_state();
+        s.kind = Some(kind);
+        s.caps_frame_ns = frame_ns;
+        if s.series.is_none() {
+            let stream = name.unwrap_or_else(|| default_stream_name(kind).to_string());
+            s.series = Some(Series::new([
+                pipeline,
+                self.obj().name().to_string(),
+                stream,
+            ]));
+        }
+        gst::debug!(CAT, imp = self, "Caps {}: {:?}", caps, kind);
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        gst::log!(CAT, obj = pad, "Handling event {:?}", event);
+        match event.view() {
+            gst::EventView::Caps(c) => {
+                self.set_caps(c.caps());
+                let ok = self.srcpad.push_event(event);
+                if !ok {
+                    // Refused downstream: not negotiated until the next caps.
+                    self.lock_state().kind = None;
+                }
+                return ok;
+            }
+            gst::EventView::Segment(e) => {
+                self.lock_state().segment = e
+                    .segment()
+                    .downcast_ref::<gst::ClockTime>()
+                    .cloned()
+                    .map(SegmentMap::new);
+            }
+            gst::EventView::Eos(_) => {
+                // An ended stream leaves the registry.
+                if let Some(series) = self.lock_state().series.take() {
+                    series.remove();
+                }
+            }
+            _ => (),
+        }
+        self.srcpad.push_event(event)
+    }
+
+    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        gst::log!(CAT, obj = pad, "Handling query {:?}", query);
+        self.srcpad.peer_query(query)
+    }
+
+    fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        gst::log!(CAT, obj = pad, "Handling event {:?}", event);
+        if let gst::EventView::Qos(q) = event.view() {
+            let (_, _, diff, _) = q.get();
+            if diff > 0 {
+                let mut s = self.lock_state();
+                s.qos_late += 1;
+                Self::add_dropped(&mut s, 1);
+            }
+        }
+        self.sinkpad.push_event(event)
+    }
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        gst::log!(CAT, obj = pad, "Handling query {:?}", query);
+        if query.type_() == gst::QueryType::Scheduling {
+            // Buffers only flow in push mode: not forwarded, so that
+            // downstream does not try to pull through this element.
+            return gst::Pad::query_default(pad, Some(&*self.obj()), query);
+        }
+        self.sinkpad.peer_query(query)
+    }
 }
 
 impl ObjectImpl for StreamMetrics {
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).expect("sink pad added");
+        obj.add_pad(&self.srcpad).expect("src pad added");
+    }
+
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
@@ -522,13 +755,19 @@ impl ElementImpl for StreamMetrics {
                     return Err(gst::StateChangeError);
                 }
             }
+            self.reset();
         }
         let res = self.parent_change_state(transition)?;
-        if transition == gst::StateChange::PausedToPlaying {
-            // The clock and base time are known now.
-            let mut st = self.lock_state();
-            st.clock = None;
-            st.arrival_anchor = None;
+        match transition {
+            gst::StateChange::PausedToPlaying => {
+                // The clock and base time are known now.
+                let mut st = self.lock_state();
+                st.clock = None;
+                st.arrival_anchor = None;
+            }
+            // The pads are inactive now, so no buffer is in flight.
+            gst::StateChange::PausedToReady => self.reset(),
+            _ => (),
         }
         Ok(res)
     }
@@ -567,73 +806,40 @@ fn default_stream_name(kind: Kind) -> &'static str {
     }
 }
 
-impl BaseTransformImpl for StreamMetrics {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = true;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = true;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let (kind, frame_ns) = kind_of(incaps);
-        let name = self.settings.lock().unwrap().stream_name.clone();
-        let pipeline = self.pipeline_name();
-        let mut s = self.lock_state();
-        s.kind = Some(kind);
-        s.caps_frame_ns = frame_ns;
-        if s.series.is_none() {
-            let stream = name.unwrap_or_else(|| default_stream_name(kind).to_string());
-            s.series = Some(Series::new([
-                pipeline,
-                self.obj().name().to_string(),
-                stream,
-            ]));
-        }
-        gst::debug!(CAT, imp = self, "Caps {}: {:?}", incaps, kind);
-        Ok(())
-    }
-
-    fn transform_ip_passthrough(
-        &self,
-        buf: &gst::Buffer,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.observe(buf);
-        Ok(gst::FlowSuccess::Ok)
-    }
-
-    fn src_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Qos(q) = event.view() {
-            let (_, _, diff, _) = q.get();
-            if diff > 0 {
-                let mut s = self.lock_state();
-                s.qos_late += 1;
-                Self::add_dropped(&mut s, 1);
+    /// The rate-1 shortcut gives what gst_segment_to_running_time_full()
+    /// gives, on both sides of the segment start.
+    #[test]
+    fn running_time_shortcut_matches_gstreamer() {
+        gst::init().unwrap();
+        let ms = gst::ClockTime::from_mseconds;
+        for (rate, start, base, offset) in [
+            (1.0, 0, 0, 0),
+            (1.0, 1000, 0, 0),
+            (1.0, 1000, 5000, 0),
+            (1.0, 1000, 200, 300),
+            (1.0, 3_600_000, 10, 0),
+            (2.0, 1000, 500, 0),
+        ] {
+            let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+            segment.set_rate(rate);
+            segment.set_start(ms(start));
+            segment.set_base(ms(base));
+            segment.set_offset(ms(offset));
+            let map = SegmentMap::new(segment.clone());
+            assert_eq!(map.shift.is_some(), rate == 1.0);
+            for ts in [0, 1, 500, 999, 1000, 1001, 1300, 7000, 3_600_001] {
+                let ts = ms(ts);
+                let expected = segment.to_running_time_full(ts).map(|rt| match rt {
+                    gst::Signed::Positive(v) => v.nseconds() as i64,
+                    gst::Signed::Negative(v) => -(v.nseconds() as i64),
+                });
+                assert_eq!(map.running_time(Some(ts)), expected, "{segment:?} at {ts}");
             }
+            assert_eq!(map.running_time(None), None);
         }
-        self.parent_src_event(event)
-    }
-
-    fn sink_event(&self, event: gst::Event) -> bool {
-        match event.view() {
-            gst::EventView::Eos(_) => {
-                // An ended stream leaves the registry.
-                if let Some(series) = self.lock_state().series.take() {
-                    series.remove();
-                }
-            }
-            gst::EventView::Segment(e) => {
-                self.lock_state().segment = e.segment().downcast_ref::<gst::ClockTime>().cloned();
-            }
-            _ => (),
-        }
-        self.parent_sink_event(event)
-    }
-
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let mut s = self.lock_state();
-        if let Some(series) = s.series.take() {
-            series.remove();
-        }
-        *s = State::default();
-        Ok(())
     }
 }

@@ -14,6 +14,23 @@
 //! duration from caps or as measured, RTP sequence number gaps, and late QoS
 //! events from downstream); and the bit rate over one-second windows.
 //!
+//! It is a plain element with one always `sink` and one always `src` pad,
+//! not a `GstBaseTransform`: each buffer is accounted and pushed on
+//! unchanged in the streaming thread; events pass through in both
+//! directions and queries go to the peer of the other pad, so caps and
+//! allocation are negotiated as if the element were not there. It works in
+//! push mode only (the scheduling query is not forwarded, so downstream
+//! does not pull through it). A buffer before caps is refused with
+//! `not-negotiated`.
+//!
+//! The counters and gauges are exported as `gst_stream_*` families of the
+//! process-wide Prometheus registry, with the labels `pipeline` (top-level
+//! bin), `element` (this element's name) and `stream` (`stream-name`, by
+//! default `video`, `audio`, `rtp` or `data` from the caps). The series of
+//! a stream appear at its first caps and leave the registry at EOS and when
+//! the element goes from PAUSED to READY, which also resets the `stats`
+//! property.
+//!
 //! ## Example launch line
 //! ```sh
 //! gst-launch-1.0 videotestsrc is-live=true ! x264enc key-int-max=30 ! \
@@ -28,7 +45,7 @@ mod imp;
 
 glib::wrapper! {
     /// The `streammetrics` element.
-    pub struct StreamMetrics(ObjectSubclass<imp::StreamMetrics>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
+    pub struct StreamMetrics(ObjectSubclass<imp::StreamMetrics>) @extends gst::Element, gst::Object;
 }
 
 /// Registers `streammetrics` with `plugin`.
