@@ -11,7 +11,7 @@ use gstbroadcast_exporter as exporter;
 
 use super::{DriftCorrection, DuplicateMode, GapMode};
 use crate::core::{
-    Config, Input, Output, Repair, Report, SECOND, StreamCore, StreamKind, Timeline,
+    Config, Input, Output, Repair, Report, StreamCore, StreamKind, Timeline, SECOND,
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {

@@ -33,7 +33,8 @@ struct Families {
     bitrate: prometheus::GaugeVec,
 }
 
-static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
+static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
+    Families {
     frames: exporter::counter_vec("gst_stream_frames_total", "Buffers (frames) seen."),
     keyframes: exporter::counter_vec(
         "gst_stream_keyframes_total",
@@ -63,6 +64,7 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
         "gst_stream_data_rate_bytes_per_second",
         "Data rate over the last one-second window of PTS (multiply by 8 for bits/s).",
     ),
+}
 });
 
 /// Metric handles of one stream, resolved once so that the per-buffer path
