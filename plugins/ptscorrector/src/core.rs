@@ -170,14 +170,27 @@ struct Epoch {
 /// the other streams, beyond the jump threshold.
 const EPOCH_MATCH_WINDOW: i64 = 5 * SECOND;
 
+/// One piece of the slew function: from continuous time `start` on, the
+/// offset is `offset + rate * (t - start)`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Piece {
+    start: i64,
+    offset: f64,
+    rate: f64,
+}
+
+/// Pieces of the slew kept for streams that lag behind the others.
+const SLEW_HISTORY: usize = 128;
+
+/// The drift slew: a continuous, piecewise-linear offset over continuous
+/// stream time, the same function for every stream. A new piece starts at
+/// or after the latest time any stream has evaluated, so a timestamp
+/// already sent never changes meaning and no stream sees a step.
 #[derive(Debug, Default)]
 struct Slew {
-    /// Continuous time where `offset` holds, ns.
-    anchor: i64,
-    /// Offset at `anchor`, ns.
-    offset: f64,
-    /// Offset change per ns of stream time (ppm * 1e-6).
-    rate: f64,
+    pieces: VecDeque<Piece>,
+    /// Latest continuous time evaluated by any stream.
+    frontier: i64,
     /// Slewing in progress.
     engaged: bool,
     /// The stream whose drift drives the slew (the first to measure one).
@@ -187,8 +200,40 @@ struct Slew {
 }
 
 impl Slew {
+    fn piece_at(&self, t: i64) -> Piece {
+        self.pieces
+            .iter()
+            .rev()
+            .find(|p| p.start <= t)
+            .or(self.pieces.front())
+            .copied()
+            .unwrap_or_default()
+    }
+
     fn at(&self, t: i64) -> f64 {
-        self.offset + self.rate * (t - self.anchor) as f64
+        let p = self.piece_at(t);
+        p.offset + p.rate * (t - p.start) as f64
+    }
+
+    fn rate(&self) -> f64 {
+        self.pieces.back().map_or(0.0, |p| p.rate)
+    }
+
+    /// Continues with `rate` from the frontier (or `t`, if later).
+    fn set_rate(&mut self, t: i64, rate: f64) {
+        if self.pieces.back().is_some_and(|p| p.rate == rate) {
+            return;
+        }
+        let start = t.max(self.frontier);
+        let offset = self.at(start);
+        self.pieces.push_back(Piece {
+            start,
+            offset,
+            rate,
+        });
+        if self.pieces.len() > SLEW_HISTORY {
+            self.pieces.pop_front();
+        }
     }
 }
 
@@ -247,18 +292,30 @@ impl Timeline {
         (-deviation, id)
     }
 
-    /// Slew offset (ns) at continuous time `t`.
-    fn slew_at(&self, t: i64) -> i64 {
+    /// Slew offset (ns) at continuous time `t`, and `duration` (ns)
+    /// stretched to end where the slew puts `t + duration` (1 ns short, so
+    /// the buffer ends before the next one starts despite rounding).
+    fn slew_at(&self, t: i64, duration: Option<i64>) -> (i64, Option<i64>) {
         if !self.slewing.load(Ordering::Relaxed) {
-            return 0;
+            return (0, duration);
         }
-        self.lock().slew.at(t).round() as i64
+        let mut s = self.lock();
+        let end = t + duration.unwrap_or(0);
+        s.slew.frontier = s.slew.frontier.max(end);
+        let start = s.slew.at(t).round() as i64;
+        let duration = duration.map(|d| (d + s.slew.at(end).round() as i64 - start - 1).max(0));
+        (start, duration)
     }
 
-    /// The current drift (ns), slew rate (ppm) and slew offset at `t` (ns).
-    pub fn drift_state(&self, t: i64) -> (i64, f64, i64) {
+    /// The current drift (ns), slew rate (ppm) and slew offset at the
+    /// frontier (ns).
+    pub fn drift_state(&self) -> (i64, f64, i64) {
         let s = self.lock();
-        (s.slew.drift, s.slew.rate * 1e6, s.slew.at(t).round() as i64)
+        (
+            s.slew.drift,
+            s.slew.rate() * 1e6,
+            s.slew.at(s.slew.frontier).round() as i64,
+        )
     }
 
     /// A stream measured `drift` (ns: its PTS minus arrival, against its
@@ -292,10 +349,8 @@ impl Timeline {
         } else {
             0.0
         };
-        s.slew.anchor = t;
-        s.slew.offset = current;
-        s.slew.rate = rate;
-        if rate != 0.0 || current != 0.0 {
+        s.slew.set_rate(t, rate);
+        if !s.slew.pieces.is_empty() {
             self.slewing.store(true, Ordering::Relaxed);
         }
         changed
@@ -328,6 +383,9 @@ pub enum Output<T> {
         dts: i64,
         /// Set DISCONT: the buffer follows a jump.
         discont: bool,
+        /// Duration scaled by the slew rate (ns), when slewing; else the
+        /// buffer's own.
+        duration: Option<i64>,
         /// A copy of an earlier buffer sent to fill a gap.
         filler: bool,
     },
@@ -354,6 +412,7 @@ pub struct Counts {
 struct Pending<T> {
     payload: T,
     pts: i64,
+    duration: Option<i64>,
     /// Upstream DTS (with slew), used while it is valid.
     dts: Option<i64>,
     discont: bool,
@@ -394,6 +453,12 @@ pub struct StreamCore<T> {
     floor: i64,
     /// Video DTS is rebuilt from PTS through the reorder window.
     rebuild: bool,
+    /// DTS of the last buffer that left the lookahead with its own DTS.
+    last_window_dts: Option<i64>,
+    /// Audio after a jump: buffers overlapping the previous end are dropped.
+    splicing: bool,
+    /// The jump's DISCONT goes to the next buffer sent.
+    pending_discont: bool,
     window: VecDeque<Pending<T>>,
     heap: BinaryHeap<Reverse<i64>>,
     last_sorted: Option<i64>,
@@ -442,6 +507,9 @@ impl<T: Clone> StreamCore<T> {
             last_out: None,
             floor: i64::MIN,
             rebuild: false,
+            last_window_dts: None,
+            splicing: false,
+            pending_discont: false,
             window: VecDeque::new(),
             heap: BinaryHeap::new(),
             last_sorted: None,
@@ -649,7 +717,7 @@ impl<T: Clone> StreamCore<T> {
         &mut self,
         input: Input,
         payload: T,
-        mut pts: i64,
+        pts: i64,
         step: i64,
         discont: bool,
         cfg: &Config,
@@ -657,11 +725,19 @@ impl<T: Clone> StreamCore<T> {
         emit: &mut impl FnMut(Output<T>),
         report: &mut impl FnMut(Report),
     ) {
+        if discont {
+            // A splice: what overlaps the previous buffer's end is dropped,
+            // so that the streams keep their offset.
+            self.splicing = true;
+            self.pending_discont = true;
+        }
         if let Some(prev) = self.prev_pts {
             let expected = prev + self.prev_step;
-            if !discont && pts < expected - self.prev_step / 2 {
-                // Behind the previous buffer's end.
-                if self.is_duplicate(pts, self.prev_step.max(step)) {
+            if pts < expected - TICK {
+                if !self.splicing
+                    && pts <= prev + TICK
+                    && self.is_duplicate(pts, self.prev_step.max(step))
+                {
                     // Sent on (duplicate-mode=pass) just after the previous
                     // buffer, without moving the expected time.
                     let out = self.last_out.map_or(pts, |l| l + TICK);
@@ -672,32 +748,39 @@ impl<T: Clone> StreamCore<T> {
                             payload,
                             pts: out,
                             dts: out,
-                            discont,
+                            discont: false,
+                            duration: None,
                             filler: false,
                         });
                     }
                     return;
-                } else {
-                    self.count(Repair::Overlap, input.pts, Some(expected), report);
                 }
-                pts = expected;
+                if self.splicing || pts <= prev + TICK || expected - pts > self.prev_step / 2 {
+                    // A step back, or an overlap of more than half a buffer
+                    // or at a splice: dropped until the input catches up.
+                    self.count(Repair::Overlap, input.pts, None, report);
+                    return;
+                }
+                // A small overlap on a continuous stream is a duration
+                // that does not match the timestamps: PTS still increase.
             } else if step > 0 && pts - expected > step / 2 {
                 let missing = ((pts - expected) + step / 2) / step;
-                if missing >= 1 {
-                    self.count(Repair::Gap, Some(expected), Some(pts), report);
-                    if cfg.fill_gaps {
-                        self.fill(expected, step, missing, timeline, emit);
-                    }
+                self.count(Repair::Gap, Some(expected), Some(pts), report);
+                if cfg.fill_gaps {
+                    self.fill(expected, step, missing, timeline, emit);
                 }
             }
         }
+        self.splicing = false;
+        let discont = std::mem::take(&mut self.pending_discont);
         self.observe_step(pts);
         self.prev_ref = Some(pts);
         self.prev_pts = Some(pts);
         self.prev_step = step;
         self.remember(pts);
         self.measure_drift(pts, input.arrival, cfg, timeline, report);
-        let mut out = pts + timeline.slew_at(pts);
+        let (slew, duration) = timeline.slew_at(pts, input.duration);
+        let mut out = pts + slew;
         if let Some(last) = self.last_out {
             if out <= last {
                 out = last + TICK;
@@ -712,6 +795,7 @@ impl<T: Clone> StreamCore<T> {
             pts: out,
             dts: out,
             discont,
+            duration,
             filler: false,
         });
     }
@@ -728,7 +812,7 @@ impl<T: Clone> StreamCore<T> {
     ) {
         let missing = missing.min(MAX_FILL);
         if self.kind == StreamKind::InterVideo {
-            let pts = from + timeline.slew_at(from);
+            let pts = from + timeline.slew_at(from, None).0;
             emit(Output::Gap {
                 pts,
                 duration: missing * step,
@@ -740,7 +824,8 @@ impl<T: Clone> StreamCore<T> {
         };
         for i in 0..missing {
             let t = from + i * step;
-            let mut out = t + timeline.slew_at(t);
+            let (slew, duration) = timeline.slew_at(t, Some(step));
+            let mut out = t + slew;
             if let Some(l) = self.last_out {
                 out = out.max(l + TICK);
             }
@@ -751,6 +836,7 @@ impl<T: Clone> StreamCore<T> {
                 pts: out,
                 dts: out,
                 discont: false,
+                duration,
                 filler: true,
             });
         }
@@ -814,21 +900,17 @@ impl<T: Clone> StreamCore<T> {
             }
         }
 
-        // 4. Gaps, on DTS while it is usable (the rebuild finds them in the
-        // sorted PTS).
-        if !self.rebuild && !duplicate {
+        // 4. Without lookahead, gaps are found on the DTS as they come; the
+        // lookahead finds them when buffers leave it (on DTS, or on the
+        // sorted PTS once DTS are rebuilt).
+        if cfg.max_reorder == 0 && !self.rebuild && !duplicate {
             if let (Some(d), Some(prev)) = (dts, self.prev_dts) {
                 let expected = prev + self.prev_step;
                 if step > 0 && d - expected > step / 2 {
                     let missing = ((d - expected) + step / 2) / step;
                     self.count(Repair::Gap, Some(expected), Some(d), report);
                     if cfg.fill_gaps {
-                        // The filler follows the buffers still waiting.
-                        while !self.window.is_empty() {
-                            self.pop_window(step, cfg, report, emit);
-                        }
-                        let from = pts - missing * step;
-                        self.fill(from, step, missing, timeline, emit);
+                        self.fill(pts - missing * step, step, missing, timeline, emit);
                     }
                 }
             }
@@ -849,13 +931,13 @@ impl<T: Clone> StreamCore<T> {
         self.remember(pts);
         self.measure_drift(pts, input.arrival, cfg, timeline, report);
 
-        let slew = timeline.slew_at(pts);
+        let (slew, duration) = timeline.slew_at(pts, input.duration);
         let pts_out = pts + slew;
         let dts_out = dts.map(|d| d + slew);
-        if cfg.fill_gaps {
-            self.last_payload = Some(payload.clone());
-        }
         if cfg.max_reorder == 0 {
+            if cfg.fill_gaps {
+                self.last_payload = Some(payload.clone());
+            }
             // No lookahead: DTS is the upstream one or, once broken, the
             // PTS, kept strictly increasing.
             let mut d = match (self.rebuild, dts_out) {
@@ -873,6 +955,7 @@ impl<T: Clone> StreamCore<T> {
                 pts: pts_out.max(d),
                 dts: d,
                 discont,
+                duration,
                 filler: false,
             });
             return;
@@ -884,20 +967,24 @@ impl<T: Clone> StreamCore<T> {
             payload,
             pts: pts_out,
             dts: dts_out,
+            duration,
             discont,
         });
         self.heap.push(Reverse(pts_out));
         while self.window.len() > cfg.max_reorder as usize {
-            self.pop_window(step, cfg, report, emit);
+            self.pop_window(step, cfg, timeline, report, emit);
         }
     }
 
-    /// Sends the oldest buffer of the reorder window: its DTS is the smallest
-    /// PTS still waiting minus the reorder delay, kept strictly increasing.
+    /// Sends the oldest buffer of the lookahead. With usable DTS it keeps its
+    /// own; once they are rebuilt, its DTS is the smallest PTS still waiting
+    /// minus the reorder delay. Kept strictly increasing. Gaps are found
+    /// here (on DTS, or on the sorted PTS), and filled before the buffer.
     fn pop_window(
         &mut self,
         step: i64,
         cfg: &Config,
+        timeline: &Timeline,
         report: &mut impl FnMut(Report),
         emit: &mut impl FnMut(Output<T>),
     ) {
@@ -907,28 +994,40 @@ impl<T: Clone> StreamCore<T> {
         let Reverse(smallest) = self.heap.pop().unwrap_or(Reverse(item.pts));
         let frame = self.frame_step().unwrap_or(step.max(1));
         let last_sorted = self.last_sorted.replace(smallest);
-        let mut dts = match item.dts {
-            Some(d) if !self.rebuild => d,
-            _ => {
-                if let Some(last) = last_sorted {
-                    if !item.discont && smallest - last > frame + frame / 2 {
-                        self.count(Repair::Gap, Some(last + frame), Some(smallest), report);
-                    }
-                }
-                (smallest - cfg.max_reorder as i64 * frame).max(self.floor)
+        let (mut dts, gap) = match item.dts {
+            Some(d) if !self.rebuild => {
+                let prev = self.last_window_dts.replace(d);
+                (d, prev.map(|p| (p + frame, d)))
             }
+            _ => (
+                (smallest - cfg.max_reorder as i64 * frame).max(self.floor),
+                last_sorted.map(|l| (l + frame, smallest)),
+            ),
         };
+        if let Some((expected, got)) = gap {
+            if !item.discont && got - expected > frame / 2 {
+                let missing = (got - expected + frame / 2) / frame;
+                self.count(Repair::Gap, Some(expected), Some(got), report);
+                if cfg.fill_gaps {
+                    self.fill(expected, frame, missing, timeline, emit);
+                }
+            }
+        }
         if let Some(last) = self.last_out {
             if dts <= last {
                 dts = last + TICK;
             }
         }
         self.last_out = Some(dts);
+        if cfg.fill_gaps {
+            self.last_payload = Some(item.payload.clone());
+        }
         emit(Output::Buffer {
             payload: item.payload,
             pts: item.pts.max(dts),
             dts,
             discont: item.discont,
+            duration: item.duration,
             filler: false,
         });
     }
@@ -937,12 +1036,13 @@ impl<T: Clone> StreamCore<T> {
     pub fn drain(
         &mut self,
         cfg: &Config,
+        timeline: &Timeline,
         emit: &mut impl FnMut(Output<T>),
         report: &mut impl FnMut(Report),
     ) {
         let step = self.frame_step().unwrap_or(DEFAULT_VIDEO_STEP);
         while !self.window.is_empty() {
-            self.pop_window(step, cfg, report, emit);
+            self.pop_window(step, cfg, timeline, report, emit);
         }
     }
 
@@ -980,8 +1080,7 @@ impl<T: Clone> StreamCore<T> {
         let base = *self.drift_base.get_or_insert(measured);
         let drift = measured - base;
         if let Some(started) = timeline.drift(self.id, drift, pts, cfg) {
-            let (_, rate, offset) = timeline.drift_state(pts);
-            let _ = rate;
+            let (_, _, offset) = timeline.drift_state();
             self.count(
                 Repair::Drift,
                 Some(drift),

@@ -499,7 +499,7 @@ impl PtsCorrector {
                 .field("count", count)
                 .field("suppressed", suppressed);
             if r.kind == Repair::Drift {
-                let (drift, ppm, _) = self.timeline.drift_state(0);
+                let (drift, ppm, _) = self.timeline.drift_state();
                 b = b.field("drift", drift).field("slew-ppm", ppm);
             } else {
                 let before = r.before.map(|t| input_map.stream_time(t).nseconds() as i64);
@@ -521,7 +521,7 @@ impl PtsCorrector {
     /// Drift, slew and correction gauges of the stream.
     fn update_gauges(&self, st: &StreamState) {
         if let Some(series) = &st.series {
-            let (drift, ppm, slew) = self.timeline.drift_state(0);
+            let (drift, ppm, slew) = self.timeline.drift_state();
             series.drift.set(drift as f64 / SECOND as f64);
             series.slew.set(ppm);
             series
@@ -542,14 +542,24 @@ impl PtsCorrector {
                 pts,
                 dts,
                 discont,
+                duration,
                 filler,
             } => {
                 let pts = map.stream_time(pts);
                 let dts = map.stream_time(dts);
-                if payload.pts() != Some(pts) || payload.dts() != Some(dts) || discont || filler {
+                let duration = duration.map(|d| gst::ClockTime::from_nseconds(d.max(0) as u64));
+                if payload.pts() != Some(pts)
+                    || payload.dts() != Some(dts)
+                    || discont
+                    || filler
+                    || duration.is_some_and(|d| payload.duration() != Some(d))
+                {
                     let b = payload.make_mut();
                     b.set_pts(pts);
                     b.set_dts(dts);
+                    if duration.is_some() {
+                        b.set_duration(duration);
+                    }
                     if discont {
                         b.set_flags(gst::BufferFlags::DISCONT);
                     }
@@ -581,7 +591,9 @@ impl PtsCorrector {
             };
             map = m;
             st.core
-                .drain(&cfg, &mut |o| outs.push(o), &mut |r| reports.push(r));
+                .drain(&cfg, &self.timeline, &mut |o| outs.push(o), &mut |r| {
+                    reports.push(r)
+                });
             if !reports.is_empty() {
                 let input = st.input.clone().unwrap_or_else(|| map.clone());
                 self.note_repairs(stream, &mut st, &reports, &input, &map);
@@ -727,11 +739,11 @@ impl PtsCorrector {
             }
             per_stream.push(b.build().to_send_value());
         }
-        let (drift, ppm, slew) = self.timeline.drift_state(0);
+        let (drift, ppm, slew) = self.timeline.drift_state();
         let mut b = gst::Structure::builder("ptscorrector-stats")
             .field("buffers", buffers)
             .field("filled", filled)
-            .field("drift", drift)
+            .field("drift-offset", drift)
             .field("slew-ppm", ppm)
             .field("slew-offset", slew);
         for k in Repair::ALL {
@@ -808,8 +820,9 @@ impl ObjectImpl for PtsCorrector {
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
-                        "Counts per repair kind (totals and per stream in \"streams\"), drift \
-                         (ns), slew-ppm and slew-offset (ns)",
+                        "Counts per repair kind (totals and per stream in \"streams\"), \
+                         drift-offset (ns, PTS minus arrival against the first second), \
+                         slew-ppm and slew-offset (ns)",
                     )
                     .read_only()
                     .build(),
