@@ -414,6 +414,7 @@ async function main() {
   const st0 = await page.evaluate(() => window.player.state());
   result.hlsVersion = st0.hlsVersion;
   progress(`${result.browser}, hls.js ${st0.hlsVersion}, loading ${masterUrl}`);
+  if (opts.playThrough) await installPlayThroughTracker(page);
   await page.evaluate((src) => window.player.start(src), masterUrl);
 
   const state = () => page.evaluate(() => window.player.state());
@@ -541,14 +542,9 @@ async function main() {
 }
 
 // ---------------------------------------------------------------- play-through
-// Plays a VOD from its start to its end (or its head and tail) at opts.rate and records
-// stalls; see USAGE for the definition. Wall time below is the page's performance.now().
-async function playThrough(page, state, fatalError) {
-  Object.assign(result, {
-    mode: 'play-through', rate: opts.rate, durationSeconds: null, startSeconds: null, endSeconds: null,
-    playedSeconds: 0, stallCount: 0, stalls: [], waits: [], seeks: [], ended: false,
-  });
-  // Event tracker on the video element, beside player.html's own.
+// Event tracker on the video element, beside player.html's own; installed before hls.js
+// starts so that the first 'playing' is seen.
+async function installPlayThroughTracker(page) {
   await page.evaluate(() => {
     const v = document.getElementById('video');
     const now = () => performance.now() / 1000;
@@ -571,6 +567,15 @@ async function playThrough(page, state, fatalError) {
       openWait: pt.waiting ? { atSeconds: pt.waiting.at, seconds: now() - pt.waiting.t, duringSeek: pt.waiting.seek } : null,
       rate: v.playbackRate, wall: now(),
     });
+  });
+}
+
+// Plays a VOD from its start to its end (or its head and tail) at opts.rate and records
+// stalls; see USAGE for the definition. Wall time below is the page's performance.now().
+async function playThrough(page, state, fatalError) {
+  Object.assign(result, {
+    mode: 'play-through', rate: opts.rate, durationSeconds: null, startSeconds: null, endSeconds: null,
+    playedSeconds: 0, stallCount: 0, stalls: [], waits: [], seeks: [], ended: false,
   });
   const both = () => page.evaluate(() => ({ s: window.player.state(), pt: window.__ptState() }));
   const setRate = (r) => page.evaluate((r) => { document.getElementById('video').playbackRate = r; }, opts.rate);
