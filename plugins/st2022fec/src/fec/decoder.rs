@@ -15,7 +15,11 @@
 //! number is SNBase + i x offset and the SSRC that of the other packets.
 //! A recovered packet counts as present for the other dimension, which may
 //! bring another FEC packet down to one missing: row and column recoveries
-//! alternate until none is possible.
+//! alternate until none is possible. A packet newer than the newest media
+//! packet is not known to be lost (the FEC of a row often arrives, on its
+//! own socket, before the row's last packet): its recovery waits for newer
+//! media, a deadline or the end of the stream, so that `recovered` counts
+//! only packets that were lost.
 //!
 //! This peeling recovers everything the code allows: every media packet is
 //! in exactly one row and one column, so the lost packets are the edges of
@@ -300,6 +304,9 @@ pub struct Decoder<P: PacketBytes> {
     fecs: Vec<Option<FecEntry<P>>>,
     free: Vec<u32>,
     work: Vec<u32>,
+    /// FEC packets whose one missing packet is newer than the newest
+    /// media packet: not known to be lost yet (see [`Self::run_work`]).
+    deferred: Vec<u32>,
     prestart_fec: VecDeque<(u64, P)>,
     misorder_run: u32,
     stats: DecoderStats,
@@ -327,6 +334,7 @@ impl<P: PacketBytes> Decoder<P> {
             fecs: Vec::new(),
             free: Vec::new(),
             work: Vec::new(),
+            deferred: Vec::new(),
             prestart_fec: VecDeque::new(),
             misorder_run: 0,
             stats: DecoderStats::default(),
@@ -446,6 +454,8 @@ impl<P: PacketBytes> Decoder<P> {
         self.ring[idx].data = Data::Received(packet);
         self.max_media = self.max_media.max(ext);
         self.filled(ext);
+        // Newer media: deferred recoveries may now be of packets known lost.
+        self.work.append(&mut self.deferred);
         self.run_work();
         self.release(now, out);
         Ok(())
@@ -472,6 +482,8 @@ impl<P: PacketBytes> Decoder<P> {
     /// are given up, and what follows them leaves.
     pub fn poll(&mut self, now: u64, out: &mut Vec<Output<P>>) {
         if self.started {
+            // No media for a while: what is deferred is lost, not in flight.
+            self.run_deferred();
             self.release(now, out);
         }
     }
@@ -496,6 +508,7 @@ impl<P: PacketBytes> Decoder<P> {
     /// and forgets the stream: the next packet starts afresh.
     pub fn drain(&mut self, out: &mut Vec<Output<P>>) {
         if self.started {
+            self.run_deferred();
             while self.next_out < self.end {
                 self.release_head(out);
             }
@@ -625,6 +638,7 @@ impl<P: PacketBytes> Decoder<P> {
         self.fecs.clear();
         self.free.clear();
         self.work.clear();
+        self.deferred.clear();
         self.started = false;
         self.misorder_run = 0;
     }
@@ -914,7 +928,27 @@ impl<P: PacketBytes> Decoder<P> {
         }
     }
 
+    /// Rebuilds the missing packet of every FEC packet in `work` that
+    /// misses exactly one, and of those it completes in turn.
+    ///
+    /// A missing packet newer than the newest media packet is not known to
+    /// be lost: media and FEC arrive on different sockets, and the FEC of a
+    /// row often comes before the row's last packet. Its recovery is
+    /// deferred until newer media arrives ([`Self::push_media`]), a
+    /// deadline passes ([`Self::poll`]) or the stream ends
+    /// ([`Self::drain`]); when the packet itself arrives first, nothing is
+    /// rebuilt, and `recovered` counts only packets that were lost.
     fn run_work(&mut self) {
+        self.run_work_inner(false);
+    }
+
+    /// Runs the deferred recoveries as well.
+    fn run_deferred(&mut self) {
+        self.work.append(&mut self.deferred);
+        self.run_work_inner(true);
+    }
+
+    fn run_work_inner(&mut self, force: bool) {
         while let Some(id) = self.work.pop() {
             let Some(e) = self.fecs[id as usize].as_ref() else {
                 continue;
@@ -928,6 +962,10 @@ impl<P: PacketBytes> Decoder<P> {
             else {
                 continue;
             };
+            if m > self.max_media && !force {
+                self.deferred.push(id);
+                continue;
+            }
             let rebuilt = self.rebuild(e, m);
             self.remove_fec(id);
             match rebuilt {
