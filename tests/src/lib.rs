@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use m3u8_rs::{MasterPlaylist, MediaPlaylist};
 
+pub mod fec;
 pub mod pts;
 
 /// Serialises the heavy tests: 2 cores cannot run several encoding ladders

@@ -729,6 +729,17 @@ fn decoder_gives_up_after_latency_on_clock() {
 /// late and not sent; duplicates are counted and dropped.
 #[test]
 fn decoder_matrix_limit_late_and_duplicates() {
+    matrix_limit_late_and_duplicates(false);
+}
+
+/// The same with `pass-late`: the late packet is sent when it arrives,
+/// once, out of order, with its own timestamp; everything else as above.
+#[test]
+fn decoder_pass_late_sends_late_packets() {
+    matrix_limit_late_and_duplicates(true);
+}
+
+fn matrix_limit_late_and_duplicates(pass_late: bool) {
     init();
     let (l, d) = (4usize, 4usize);
     let media = media(0, 6 * l * d);
@@ -736,7 +747,8 @@ fn decoder_matrix_limit_late_and_duplicates() {
         &[("columns", "4"), ("rows", "4"), ("enable-row-fec", "false")],
         &media,
     );
-    let mut dec = decoder(&[("latency-matrices", "1")]);
+    let pass = if pass_late { "true" } else { "false" };
+    let mut dec = decoder(&[("latency-matrices", "1"), ("pass-late", pass)]);
     // Packets 20 and 24 (one column of matrix 1) and their column FEC lost.
     let lost = [20usize, 24];
     let mut column_fec_dropped = false;
@@ -771,9 +783,19 @@ fn decoder_matrix_limit_late_and_duplicates() {
         }
     }
     assert!(column_fec_dropped);
+    let before = pull_all(&mut dec.media);
+    assert!(before.iter().all(|b| seq(&bytes(b)) != 20));
     dec.media
         .push(buffer(&media[20], Some(pts_of(20))))
         .unwrap();
+    let late = pull_all(&mut dec.media);
+    if pass_late {
+        assert_eq!(late.len(), 1, "the late packet, at once");
+        assert_eq!(bytes(&late[0]), media[20]);
+        assert_eq!(late[0].pts(), Some(pts_of(20)));
+    } else {
+        assert!(late.is_empty());
+    }
     assert!(dec.media.push_event(gst::event::Eos::new()));
     let out = pull_all(&mut dec.media);
     assert!(out.iter().all(|b| seq(&bytes(b)) != 20));

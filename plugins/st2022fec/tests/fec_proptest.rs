@@ -114,6 +114,7 @@ struct Scenario {
     malformed: f64,
     latency_packets: Option<u32>,
     latency_ms: Option<u64>,
+    pass_late: bool,
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -167,6 +168,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     malformed,
                     latency_packets: lat.0,
                     latency_ms: lat.1,
+                    pass_late: false,
                 }
             },
         )
@@ -224,6 +226,7 @@ fn play(s: &Scenario) -> (Vec<Vec<u8>>, Vec<Output<Pkt>>, Decoder<Pkt>) {
         latency_ns: s.latency_ms.map(|ms| ms * 1_000_000),
         latency_matrices: None,
         latency_packets: s.latency_packets,
+        pass_late: s.pass_late,
     });
     let mut out = Vec::new();
     let mut now = 0u64;
@@ -260,8 +263,8 @@ fn check_sent(media: &[Vec<u8>], out: &[Output<Pkt>], resyncs: u64) {
         .collect();
     for o in out {
         let b: &[u8] = match o {
-            Output::Media(p) => p,
-            Output::Recovered(v) => v,
+            Output::Media(p) | Output::Late(p) => p,
+            Output::Recovered(v) | Output::LateRecovered(v) => v,
             Output::Lost { .. } => continue,
         };
         let seq = u16::from_be_bytes([b[2], b[3]]);
@@ -289,6 +292,29 @@ proptest! {
         let lost = out.len() as u64 - emitted;
         prop_assert_eq!(st.received + st.recovered, emitted);
         prop_assert_eq!(st.unrecoverable, lost);
+    }
+
+    /// With `pass_late`, packets arriving or rebuilt after they were given
+    /// up are released too: each was sent, the in-order output still
+    /// strictly increases, and the late outputs match the late counters.
+    #[test]
+    fn pass_late_releases_only_sent_packets(mut s in scenario()) {
+        s.pass_late = true;
+        let (media, out, dec) = play(&s);
+        let st = dec.stats();
+        check_sent(&media, &out, 1);
+        if st.resyncs == 0 {
+            let in_order: Vec<_> = out
+                .iter()
+                .filter(|o| !matches!(o, Output::Late(_) | Output::LateRecovered(_)))
+                .cloned()
+                .collect();
+            check_output(&media, &in_order);
+        }
+        let late = out.iter().filter(|o| matches!(o, Output::Late(_))).count() as u64;
+        let late_rec = out.iter().filter(|o| matches!(o, Output::LateRecovered(_))).count() as u64;
+        prop_assert_eq!(late, st.late);
+        prop_assert_eq!(late_rec, st.late_recovered);
     }
 
     /// Without media loss, and a latency above the reordering, every packet
@@ -346,7 +372,7 @@ proptest! {
         let w0 = arrivals.remove(first);
         arrivals.insert(0, w0);
         let (out, dec) = receive(
-            DecoderConfig { latency_packets: Some(3 * u32::from(l) * u32::from(d)), latency_matrices: None, latency_ns: None },
+            DecoderConfig { latency_packets: Some(3 * u32::from(l) * u32::from(d)), latency_matrices: None, latency_ns: None, pass_late: false },
             &media,
             &arrivals,
         );
@@ -391,8 +417,10 @@ proptest! {
         dec.drain(&mut out);
         for o in &out {
             match o {
-                Output::Media(p) => prop_assert!(pushed.contains(p)),
-                Output::Recovered(v) => prop_assert!(validate_layout(v).is_ok()),
+                Output::Media(p) | Output::Late(p) => prop_assert!(pushed.contains(p)),
+                Output::Recovered(v) | Output::LateRecovered(v) => {
+                    prop_assert!(validate_layout(v).is_ok())
+                }
                 Output::Lost { .. } => {}
             }
         }

@@ -56,6 +56,7 @@ fn run(loss: f64, layout: ColumnLayout, seed: u64) -> Run {
                     delivered += 1;
                 }
                 Output::Lost { .. } => lost_out += 1,
+                Output::Late(_) | Output::LateRecovered(_) => unreachable!("pass_late is off"),
             }
         }
     };

@@ -77,6 +77,40 @@ fn burst_of_l_consecutive_packets() {
     }
 }
 
+/// Two losses in one row of the very first matrix need column FEC, which
+/// comes at the end of the matrix (block-aligned) or during the next one
+/// (staggered): the decoder must hold them although D is not known yet
+/// (only row FEC has arrived when the losses become known).
+#[test]
+fn two_losses_in_a_row_of_the_first_matrix() {
+    for layout in [ColumnLayout::BlockAligned, ColumnLayout::Staggered] {
+        for (l, d) in [(10usize, 10usize), (4, 4), (5, 20), (20, 5)] {
+            let mut rng = Rng(11);
+            let media = ts_stream(&mut rng, 28_614, l * d * 4);
+            let wire = send(cfg(l as u8, d as u8, layout), &media);
+            let lost = [l + 1, l + 2];
+            let lossy = drop_media(&wire, |i| lost.contains(&i));
+            let (out, dec) = receive(DecoderConfig::default(), &media, &lossy);
+            all_recovered(&media, &out);
+            assert_eq!(dec.stats().recovered, 2, "{layout:?} {l}x{d}");
+        }
+    }
+}
+
+/// Staggered column FEC comes up to two matrices after the first packet
+/// of its column, when a clean column has left the decoder's history: not
+/// needed, so not counted as unusable.
+#[test]
+fn clean_staggered_stream_has_no_unusable_fec() {
+    let mut rng = Rng(3);
+    let media = ts_stream(&mut rng, 65_000, 100 * 8);
+    let wire = send(cfg(10, 10, ColumnLayout::Staggered), &media);
+    let (out, dec) = receive(DecoderConfig::default(), &media, &wire);
+    all_recovered(&media, &out);
+    let s = dec.stats();
+    assert_eq!(s.fec_unusable, 0, "{s}");
+}
+
 #[test]
 fn burst_with_column_fec_only() {
     // "1D" FEC: column only, a burst of L recovered by the L columns.
@@ -160,6 +194,7 @@ fn fec_before_media_reordered_and_duplicated() {
             latency_matrices: None,
             latency_packets: Some(400),
             latency_ns: None,
+            pass_late: false,
         },
         &media,
         &order,
@@ -196,6 +231,7 @@ fn fec_long_after_media_within_latency() {
             latency_packets: Some(300),
             latency_matrices: None,
             latency_ns: None,
+            pass_late: false,
         },
         &media,
         &order,
@@ -288,6 +324,7 @@ fn time_deadline_and_poll() {
         latency_ns: Some(100 * ms),
         latency_matrices: None,
         latency_packets: None,
+        pass_late: false,
     });
     let mut out = Vec::new();
     // Output starts one latency after the first packet, in case earlier
@@ -608,6 +645,7 @@ fn resyncs_on_new_source_jump_and_restart() {
         latency_packets: Some(8),
         latency_matrices: None,
         latency_ns: None,
+        pass_late: false,
     });
     let mut out = Vec::new();
     let mut sent = Vec::new();

@@ -56,7 +56,9 @@
 //!   monotonic `now` in nanoseconds with every call, [`Decoder::poll`]
 //!   releases what is due, and [`Decoder::next_deadline`] says when to poll;
 //! - `latency_packets` (or `latency_matrices` x L x D) newer media packets
-//!   having arrived.
+//!   having arrived. Until a column FEC packet has told D, D is taken as
+//!   the largest the standard allows with the L of the row FEC
+//!   (min(20, 100 / L)), and L x D as 100 before any FEC packet.
 //!
 //! Received packets stay available for recovery for [`HISTORY`] packets
 //! after they left, which covers every group of an L x D <= 100 matrix.
@@ -79,7 +81,9 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use super::header::{parse_fec_packet, FecDirection, FecError, FEC_PACKET_HEADER_LEN, MAX_MATRIX};
+use super::header::{
+    parse_fec_packet, FecDirection, FecError, FEC_PACKET_HEADER_LEN, MAX_MATRIX, MAX_ROWS,
+};
 use super::rtp::{seq_of, ssrc_of, ts_of, validate_layout, RtpError, RtpHeader, RTP_HEADER_LEN};
 use super::xor::xor_into;
 
@@ -145,10 +149,18 @@ pub struct DecoderConfig {
     /// be missing. `None`: no time limit.
     pub latency_ns: Option<u64>,
     /// Give up a missing packet once this many L x D matrices of newer
-    /// media arrived (L x D as learned from FEC, 100 before that).
+    /// media arrived (L x D as learned from FEC; D = min(20, 100 / L)
+    /// while only row FEC has been seen, L x D = 100 before any FEC).
     pub latency_matrices: Option<u32>,
     /// Give up a missing packet once this many newer media packets arrived.
     pub latency_packets: Option<u32>,
+    /// Also release packets that arrive, or are recovered, after their
+    /// place in the output was given up ([`Output::Late`],
+    /// [`Output::LateRecovered`]), out of sequence order, for a
+    /// jitterbuffer or retransmission downstream to slot in. Off: they are
+    /// only counted (`late`, `late_recovered`) and kept to help recover
+    /// their neighbours.
+    pub pass_late: bool,
 }
 
 impl Default for DecoderConfig {
@@ -159,6 +171,7 @@ impl Default for DecoderConfig {
             latency_ns: None,
             latency_matrices: Some(2),
             latency_packets: None,
+            pass_late: false,
         }
     }
 }
@@ -175,6 +188,12 @@ pub enum Output<P> {
         /// Its RTP sequence number.
         seq: u16,
     },
+    /// With [`DecoderConfig::pass_late`]: a media packet that arrived after
+    /// it was given up, out of sequence order.
+    Late(P),
+    /// With [`DecoderConfig::pass_late`]: a packet rebuilt after it was
+    /// given up, out of sequence order.
+    LateRecovered(Vec<u8>),
 }
 
 /// Decoder counters.
@@ -200,9 +219,11 @@ pub struct DecoderStats {
     pub fec_received: u64,
     /// FEC packets that repeated one still stored.
     pub fec_duplicate: u64,
-    /// Well-formed FEC packets that could not be used: protecting packets
-    /// no longer kept, too far ahead of the media, or overlapping a
-    /// different stored FEC packet of the same direction.
+    /// Well-formed FEC packets that could not be used: protecting a packet
+    /// given up and no longer kept, too far ahead of the media, or
+    /// overlapping a different stored FEC packet of the same direction.
+    /// (FEC arriving after all its packets arrived and left is not
+    /// counted: it was not needed.)
     pub fec_unusable: u64,
     /// Recoveries dropped as inconsistent (see the module documentation).
     pub recovery_rejected: u64,
@@ -307,6 +328,11 @@ pub struct Decoder<P: PacketBytes> {
     /// FEC packets whose one missing packet is newer than the newest
     /// media packet: not known to be lost yet (see [`Self::run_work`]).
     deferred: Vec<u32>,
+    /// Packets given up lately, oldest first (at most [`HISTORY`] x 4).
+    lost_recent: VecDeque<u64>,
+    /// Packets rebuilt after they were given up, for the next output
+    /// ([`DecoderConfig::pass_late`]).
+    late_out: Vec<Vec<u8>>,
     prestart_fec: VecDeque<(u64, P)>,
     misorder_run: u32,
     stats: DecoderStats,
@@ -335,6 +361,8 @@ impl<P: PacketBytes> Decoder<P> {
             free: Vec::new(),
             work: Vec::new(),
             deferred: Vec::new(),
+            late_out: Vec::new(),
+            lost_recent: VecDeque::new(),
             prestart_fec: VecDeque::new(),
             misorder_run: 0,
             stats: DecoderStats::default(),
@@ -417,6 +445,9 @@ impl<P: PacketBytes> Decoder<P> {
                 return self.push_media(now, packet, out);
             }
             self.stats.late += 1;
+            if self.cfg.pass_late {
+                out.push(Output::Late(packet));
+            }
             return Ok(());
         }
         if ext >= self.end {
@@ -448,6 +479,9 @@ impl<P: PacketBytes> Decoder<P> {
                 return self.push_media(now, packet, out);
             }
             self.stats.late += 1;
+            if self.cfg.pass_late {
+                out.push(Output::Late(packet.clone()));
+            }
         } else {
             self.misorder_run = 0;
         }
@@ -509,6 +543,7 @@ impl<P: PacketBytes> Decoder<P> {
     pub fn drain(&mut self, out: &mut Vec<Output<P>>) {
         if self.started {
             self.run_deferred();
+            out.extend(self.late_out.drain(..).map(Output::LateRecovered));
             while self.next_out < self.end {
                 self.release_head(out);
             }
@@ -639,6 +674,8 @@ impl<P: PacketBytes> Decoder<P> {
         self.free.clear();
         self.work.clear();
         self.deferred.clear();
+        self.late_out.clear();
+        self.lost_recent.clear();
         self.started = false;
         self.misorder_run = 0;
     }
@@ -749,8 +786,43 @@ impl<P: PacketBytes> Decoder<P> {
     }
 
     /// Whether the missing packet `ext` is due to be given up.
+    ///
+    /// While only row FEC has been seen (L known, D not), a missing packet
+    /// may still need column FEC, which comes at the end of its matrix or,
+    /// staggered, during the next one: the matrix is taken as the largest
+    /// the standard allows for this L (D = min(20, 100 / L)).
     #[inline]
     fn expired(&self, ext: u64, known_ns: u64, now: u64) -> bool {
+        let matrix = match (self.columns, self.rows) {
+            (Some(l), Some(d)) => u64::from(l) * u64::from(d),
+            (Some(l), None) => {
+                let l = u64::from(l.max(1));
+                l * u64::from(MAX_ROWS).min(DEFAULT_MATRIX / l)
+            }
+            _ => DEFAULT_MATRIX,
+        };
+        self.due(ext, known_ns, now, matrix)
+    }
+
+    /// Whether output may begin: one latency period after the first media
+    /// packet, for reordered earlier packets to arrive. While D is unknown
+    /// a matrix counts as one row (L packets), so that output does not wait
+    /// for column FEC that may never come; losses are held by
+    /// [`Self::expired`] after that.
+    fn start_due(&self, now: u64) -> bool {
+        let matrix = match (self.columns, self.rows) {
+            (Some(l), Some(d)) => u64::from(l) * u64::from(d),
+            (Some(l), None) => u64::from(l),
+            _ => DEFAULT_MATRIX,
+        };
+        self.due(self.start, self.begin_ns, now, matrix)
+    }
+
+    /// The deadline test: `latency_ns` after `known_ns`, or the packet limit
+    /// (`latency_packets`, or `latency_matrices` x `matrix` packets) of newer
+    /// media after `ext`.
+    #[inline]
+    fn due(&self, ext: u64, known_ns: u64, now: u64, matrix: u64) -> bool {
         if self
             .cfg
             .latency_ns
@@ -760,11 +832,6 @@ impl<P: PacketBytes> Decoder<P> {
         }
         let mut limit: Option<u64> = self.cfg.latency_packets.map(u64::from);
         if let Some(m) = self.cfg.latency_matrices {
-            let matrix = match (self.columns, self.rows) {
-                (Some(l), Some(d)) => u64::from(l) * u64::from(d),
-                (Some(l), None) => u64::from(l),
-                _ => DEFAULT_MATRIX,
-            };
             let m = u64::from(m) * matrix;
             limit = Some(limit.map_or(m, |p| p.min(m)));
         }
@@ -790,14 +857,19 @@ impl<P: PacketBytes> Decoder<P> {
                     seq: self.next_out as u16,
                 });
                 self.stats.unrecoverable += 1;
+                if self.lost_recent.len() as u64 == 4 * HISTORY {
+                    self.lost_recent.pop_front();
+                }
+                self.lost_recent.push_back(self.next_out);
             }
         }
         self.next_out += 1;
     }
 
     fn release(&mut self, now: u64, out: &mut Vec<Output<P>>) {
+        out.extend(self.late_out.drain(..).map(Output::LateRecovered));
         if !self.primed {
-            if !self.expired(self.start, self.begin_ns, now) {
+            if !self.start_due(now) {
                 return;
             }
             self.primed = true;
@@ -852,8 +924,13 @@ impl<P: PacketBytes> Decoder<P> {
     fn add_fec(&mut self, now: u64, e: FecEntry<P>, out: &mut Vec<Output<P>>) {
         let last = e.first + e.meta.step * u64::from(e.meta.count - 1);
         if e.first < self.base {
-            // Protects packets no longer kept.
-            self.stats.fec_unusable += 1;
+            // Protects packets no longer kept (staggered column FEC of a
+            // column that arrived whole comes after its first packets left
+            // the history): of no use, and of no interest unless one of
+            // them was given up.
+            if e.seqs().any(|s| self.given_up(s)) {
+                self.stats.fec_unusable += 1;
+            }
             return;
         }
         if last > self.max_media + FEC_AHEAD {
@@ -907,6 +984,15 @@ impl<P: PacketBytes> Decoder<P> {
         if missing == 1 {
             self.work.push(id);
         }
+    }
+
+    /// Whether `ext` left the window as given up (and was not recovered
+    /// after that while still kept).
+    fn given_up(&self, ext: u64) -> bool {
+        if ext >= self.base && ext < self.end {
+            return ext < self.next_out && matches!(self.ring[self.idx(ext)].data, Data::Empty);
+        }
+        self.lost_recent.iter().rev().any(|&l| l == ext)
     }
 
     /// Packet `ext` became present: its FEC packets miss one fewer.
@@ -970,11 +1056,14 @@ impl<P: PacketBytes> Decoder<P> {
             self.remove_fec(id);
             match rebuilt {
                 Some(packet) => {
-                    let i = self.idx(m);
-                    self.ring[i].data = Data::Recovered(packet.into_boxed_slice());
                     if m < self.next_out {
                         self.stats.late_recovered += 1;
+                        if self.cfg.pass_late {
+                            self.late_out.push(packet.clone());
+                        }
                     }
+                    let i = self.idx(m);
+                    self.ring[i].data = Data::Recovered(packet.into_boxed_slice());
                     self.filled(m);
                 }
                 None => self.stats.recovery_rejected += 1,

@@ -224,7 +224,8 @@ impl Group {
         self.ts ^= h.timestamp;
     }
 
-    /// Writes the RTP and FEC headers and hands the packet out.
+    /// Writes the RTP and FEC headers and hands the packet out; `next`
+    /// (empty, any capacity) becomes the buffer of the next group.
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
@@ -234,6 +235,7 @@ impl Group {
         seq: u16,
         ts: u32,
         ssrc: u32,
+        next: Vec<u8>,
     ) -> Vec<u8> {
         let fec = FecHeader {
             sn_base_low: self.sn_base,
@@ -265,8 +267,7 @@ impl Group {
         rtp.write((&mut head[..RTP_HEADER_LEN]).try_into().expect("12 bytes"));
         head[RTP_HEADER_LEN..].copy_from_slice(&fec.to_bytes());
         self.n = 0;
-        // Next group of about the same size.
-        self.buf = Vec::with_capacity(buf.len());
+        self.buf = next;
         buf
     }
 }
@@ -296,6 +297,8 @@ pub struct Encoder {
     matrix_start: u64,
     /// Staggered column packets waiting for their media packet index.
     queued: VecDeque<(u64, Vec<u8>)>,
+    /// Buffers handed back by [`Encoder::recycle`], reused for new groups.
+    spare: Vec<Vec<u8>>,
     last_ts: u32,
     stats: EncoderStats,
 }
@@ -319,6 +322,7 @@ impl Encoder {
             count: 0,
             matrix_start: 0,
             queued: VecDeque::new(),
+            spare: Vec::new(),
             last_ts: 0,
             stats: EncoderStats::default(),
             cfg,
@@ -350,6 +354,24 @@ impl Encoder {
     pub fn set_column_fec(&mut self, on: bool) {
         self.want_column = on;
         self.cfg.column_fec = on;
+    }
+
+    /// Gives back the `packet` of an [`FecOutput`] once its bytes have been
+    /// copied out, so that later FEC packets reuse the allocation. Optional;
+    /// at most L + 1 buffers are kept.
+    pub fn recycle(&mut self, mut packet: Vec<u8>) {
+        if self.spare.len() <= usize::from(self.cfg.columns) {
+            packet.clear();
+            self.spare.push(packet);
+        }
+    }
+
+    /// An empty buffer for a new group: a recycled one, or a new one of
+    /// `capacity` bytes.
+    fn next_buffer(&mut self, capacity: usize) -> Vec<u8> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(capacity))
     }
 
     /// Sequence number the next column FEC packet will carry.
@@ -437,6 +459,7 @@ impl Encoder {
         self.stats.media += 1;
 
         if self.row_active && col == l - 1 && self.row.n > 0 {
+            let next = self.next_buffer(self.row.buf.len());
             let packet = self.row.finish(
                 FecDirection::Row,
                 1,
@@ -444,6 +467,7 @@ impl Encoder {
                 self.row_seq,
                 h.timestamp,
                 self.cfg.row_ssrc,
+                next,
             );
             self.row_seq = self.row_seq.wrapping_add(1);
             self.stats.row_packets += 1;
@@ -456,6 +480,7 @@ impl Encoder {
         if self.column_active && row == d - 1 && self.columns[col].n > 0 {
             let seq = self.column_seq;
             self.column_seq = self.column_seq.wrapping_add(1);
+            let next = self.next_buffer(self.columns[col].buf.len());
             let packet = self.columns[col].finish(
                 FecDirection::Column,
                 self.cfg.columns,
@@ -463,6 +488,7 @@ impl Encoder {
                 seq,
                 h.timestamp,
                 self.cfg.column_ssrc,
+                next,
             );
             match self.cfg.layout {
                 ColumnLayout::BlockAligned => {

@@ -145,6 +145,7 @@ impl Series {
 struct Settings {
     latency_ms: u32,
     latency_matrices: u32,
+    pass_late: bool,
 }
 
 impl Default for Settings {
@@ -152,6 +153,7 @@ impl Default for Settings {
         Settings {
             latency_ms: DEFAULT_LATENCY_MS,
             latency_matrices: DEFAULT_LATENCY_MATRICES,
+            pass_late: false,
         }
     }
 }
@@ -162,6 +164,7 @@ impl Settings {
             latency_ns: Some(u64::from(self.latency_ms) * 1_000_000),
             latency_matrices: (self.latency_matrices > 0).then_some(self.latency_matrices),
             latency_packets: None,
+            pass_late: self.pass_late,
         }
     }
 }
@@ -187,6 +190,11 @@ struct State {
     shutdown: bool,
     /// The clock wait the timer thread is in: deadline (ns) and id.
     waiting: Option<(u64, gst::SingleShotClockId)>,
+    /// The timer thread waits on `cond` (no deadline to wait for).
+    timer_idle: bool,
+    /// A deadline the timer thread found due that released nothing (a
+    /// clock change); not waited for again.
+    timer_stale: Option<u64>,
     /// What the timer thread's last push returned, for the next chain call.
     timer_flow: Result<gst::FlowSuccess, gst::FlowError>,
 }
@@ -209,6 +217,8 @@ impl State {
             flushing: false,
             shutdown: false,
             waiting: None,
+            timer_idle: false,
+            timer_stale: None,
             timer_flow: Ok(gst::FlowSuccess::Ok),
         }
     }
@@ -338,7 +348,10 @@ impl St2022FecDec {
         st.reported = now;
     }
 
-    /// Tells the timer thread that the deadline may have changed.
+    /// Tells the timer thread that the deadline may have changed. It is
+    /// woken only when it has to wait for an earlier time than it does: a
+    /// deadline that moved later (or went away) just makes its next wake-up
+    /// find nothing due. Called on every packet, so it must stay cheap.
     fn kick(&self, st: &State) {
         let deadline = if st.flushing {
             None
@@ -346,11 +359,12 @@ impl St2022FecDec {
             st.decoder.next_deadline()
         };
         if let Some((d, id)) = &st.waiting {
-            if Some(*d) != deadline {
+            if st.flushing || deadline.is_some_and(|n| n < *d) {
                 id.unschedule();
             }
+        } else if st.timer_idle && deadline.is_some() && deadline != st.timer_stale {
+            self.cond.notify_one();
         }
-        self.cond.notify_one();
     }
 
     /// Turns decoder output into buffers: received media as it came,
@@ -383,6 +397,24 @@ impl St2022FecDec {
                 }
                 Output::Lost { seq } => {
                     gst::debug!(CAT, imp = self, "gave up packet {}", seq);
+                }
+                // Out of order, after their place was given up: sent with
+                // their own (or the latest) timestamps, which do not move
+                // the ones rebuilt packets take.
+                Output::Late(p) => {
+                    let b = p.into_buffer();
+                    gst::debug!(CAT, imp = self, "late packet {:?}", rtp_seq(&b));
+                    bufs.push(b);
+                }
+                Output::LateRecovered(bytes) => {
+                    let mut b = gst::Buffer::from_mut_slice(bytes);
+                    {
+                        let b = b.get_mut().expect("new buffer");
+                        b.set_pts(st.last_pts);
+                        b.set_dts(st.last_dts);
+                    }
+                    gst::debug!(CAT, imp = self, "late recovered packet {:?}", rtp_seq(&b));
+                    bufs.push(b);
                 }
             }
         }
@@ -624,7 +656,6 @@ impl St2022FecDec {
     /// The timer thread: gives up missing packets at their deadline and
     /// sends what follows them, also when no input arrives.
     fn timer_loop(&self) {
-        let mut stale: Option<u64> = None;
         loop {
             {
                 let mut st = self.state();
@@ -638,7 +669,7 @@ impl St2022FecDec {
                         st.decoder.next_deadline()
                     };
                     match deadline {
-                        Some(d) if stale != Some(d) => {
+                        Some(d) if st.timer_stale != Some(d) => {
                             let clock = self.clock();
                             if clock.time().nseconds() >= d {
                                 break;
@@ -650,7 +681,11 @@ impl St2022FecDec {
                             st = self.state();
                             st.waiting = None;
                         }
-                        _ => st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
+                        _ => {
+                            st.timer_idle = true;
+                            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+                            st.timer_idle = false;
+                        }
                     }
                 }
             }
@@ -669,7 +704,7 @@ impl St2022FecDec {
                 st.decoder.poll(now, &mut out);
                 // A deadline that released nothing is not waited for again
                 // (a clock change): the next input wakes the thread.
-                stale = if out.is_empty() { deadline } else { None };
+                st.timer_stale = if out.is_empty() { deadline } else { None };
                 let bufs = self.to_buffers(&mut st, out);
                 Self::update_counters(&mut st);
                 bufs
@@ -790,6 +825,17 @@ impl ObjectImpl for St2022FecDec {
                     .default_value(DEFAULT_LATENCY_MATRICES)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("pass-late")
+                    .nick("Pass Late Packets")
+                    .blurb(
+                        "Also send media packets that arrive, or are rebuilt, after they were \
+                         given up (out of sequence order, timestamped on arrival), for an \
+                         rtpjitterbuffer or retransmission downstream to slot in. Off: they \
+                         are counted as late and dropped",
+                    )
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -811,6 +857,7 @@ impl ObjectImpl for St2022FecDec {
             match pspec.name() {
                 "latency" => s.latency_ms = value.get().expect("type checked"),
                 "latency-matrices" => s.latency_matrices = value.get().expect("type checked"),
+                "pass-late" => s.pass_late = value.get().expect("type checked"),
                 _ => unimplemented!(),
             }
             s.config()
@@ -830,6 +877,7 @@ impl ObjectImpl for St2022FecDec {
         match pspec.name() {
             "latency" => self.settings().latency_ms.to_value(),
             "latency-matrices" => self.settings().latency_matrices.to_value(),
+            "pass-late" => self.settings().pass_late.to_value(),
             "stats" => self.stats().to_value(),
             _ => unimplemented!(),
         }

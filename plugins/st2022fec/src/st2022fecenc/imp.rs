@@ -307,34 +307,56 @@ impl St2022FecEnc {
         let Some(enc) = &st.encoder else { return };
         let now = enc.stats();
         if let Some(series) = &st.series {
+            // Runs per packet: only the counters that moved are touched.
             let r = &st.reported;
-            series.media.inc_by(now.media - r.media);
-            series.column.inc_by(now.column_packets - r.column_packets);
-            series.row.inc_by(now.row_packets - r.row_packets);
-            series
-                .discontinuities
-                .inc_by(now.discontinuities - r.discontinuities);
+            for (counter, delta) in [
+                (&series.media, now.media - r.media),
+                (&series.column, now.column_packets - r.column_packets),
+                (&series.row, now.row_packets - r.row_packets),
+                (
+                    &series.discontinuities,
+                    now.discontinuities - r.discontinuities,
+                ),
+            ] {
+                if delta != 0 {
+                    counter.inc_by(delta);
+                }
+            }
         }
         st.reported = now;
     }
 
-    fn push_fec(
-        &self,
-        fec: Vec<FecOutput>,
+    /// Turns the encoder's FEC packets into buffers stamped `pts`/`dts`,
+    /// handing the packets' allocations back to the encoder.
+    fn fec_buffers(
+        enc: &mut Encoder,
+        fec: &mut Vec<FecOutput>,
         pts: Option<gst::ClockTime>,
         dts: Option<gst::ClockTime>,
-    ) {
-        for f in fec {
-            let pad = match f.direction {
-                FecDirection::Column => &self.column_pad,
-                FecDirection::Row => &self.row_pad,
-            };
-            let mut buffer = gst::Buffer::from_mut_slice(f.packet);
+    ) -> Vec<(FecDirection, gst::Buffer)> {
+        let mut bufs = Vec::with_capacity(fec.len());
+        for f in fec.drain(..) {
+            // One allocation for the buffer's memory and bytes; cheaper
+            // than wrapping the Vec (buffer, memory, notify and Vec).
+            let mut buffer = gst::Buffer::with_size(f.packet.len()).expect("FEC packet size");
             {
                 let b = buffer.get_mut().expect("new buffer");
+                b.copy_from_slice(0, &f.packet).expect("same size");
                 b.set_pts(pts);
                 b.set_dts(dts);
             }
+            enc.recycle(f.packet);
+            bufs.push((f.direction, buffer));
+        }
+        bufs
+    }
+
+    fn push_fec(&self, fec: Vec<(FecDirection, gst::Buffer)>) {
+        for (direction, buffer) in fec {
+            let pad = match direction {
+                FecDirection::Column => &self.column_pad,
+                FecDirection::Row => &self.row_pad,
+            };
             // The FEC streams do not take part in the element's flow: a
             // FEC pad left unlinked or failing must not stop the media.
             if let Err(err) = pad.push(buffer) {
@@ -364,24 +386,29 @@ impl St2022FecEnc {
     }
 
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let mut fec = Vec::new();
         let mut warn: Option<String> = None;
-        let preroll;
-        {
+        let (pts, dts) = (buffer.pts(), buffer.dts());
+        let (preroll, headers, fec) = {
             let mut st = self.state();
-            if st.encoder.is_none() {
+            let st = &mut *st;
+            let Some(enc) = st.encoder.as_mut() else {
                 return Err(gst::FlowError::Flushing);
-            }
-            preroll = !std::mem::replace(&mut st.fec_prerolled, true);
-            st.last_pts = buffer.pts();
-            st.last_dts = buffer.dts();
-            let enc = st.encoder.as_mut().expect("running");
+            };
+            let preroll = !std::mem::replace(&mut st.fec_prerolled, true);
+            st.last_pts = pts;
+            st.last_dts = dts;
+            let mut fec = Vec::new();
             let res = match buffer.map_readable() {
                 Ok(map) => enc.push(&map, &mut fec).map_err(|e| e.to_string()),
                 Err(_) => Err("buffer not readable".to_string()),
             };
+            let fec = if fec.is_empty() {
+                Vec::new()
+            } else {
+                Self::fec_buffers(enc, &mut fec, pts, dts)
+            };
             match res {
-                Ok(()) => Self::update_counters(&mut st),
+                Ok(()) => Self::update_counters(st),
                 Err(e) => {
                     st.malformed += 1;
                     if let Some(series) = &st.series {
@@ -394,7 +421,8 @@ impl St2022FecEnc {
                     }
                 }
             }
-        }
+            (preroll, st.fec_headers, fec)
+        };
         if let Some(e) = warn {
             gst::element_imp_warning!(
                 self,
@@ -407,7 +435,6 @@ impl St2022FecEnc {
                 )
             );
         }
-        let (pts, dts) = (buffer.pts(), buffer.dts());
         if preroll {
             self.ensure_fec_headers();
             self.ensure_fec_segment();
@@ -422,13 +449,13 @@ impl St2022FecEnc {
                     .unwrap_or(gst::ClockTime::ZERO)
             });
             self.preroll_fec_sinks(ts);
-        } else if !fec.is_empty() {
+        } else if !fec.is_empty() && !headers {
             self.ensure_fec_headers();
         }
         // Media first: a receiver that sees the FEC of a row before its
         // last packet would rebuild a packet that was not lost.
         let res = self.srcpad.push(buffer);
-        self.push_fec(fec, pts, dts);
+        self.push_fec(fec);
         res
     }
 
@@ -458,21 +485,24 @@ impl St2022FecEnc {
                 ok
             }
             EventView::Eos(_) => {
-                let mut fec = Vec::new();
-                {
+                let fec = {
                     let mut st = self.state();
-                    if let Some(enc) = st.encoder.as_mut() {
-                        enc.flush(&mut fec);
-                    }
-                    Self::update_counters(&mut st);
-                }
-                let (pts, dts) = {
-                    let st = self.state();
-                    (st.last_pts, st.last_dts)
+                    let st = &mut *st;
+                    let (pts, dts) = (st.last_pts, st.last_dts);
+                    let mut fec = Vec::new();
+                    let bufs = match st.encoder.as_mut() {
+                        Some(enc) => {
+                            enc.flush(&mut fec);
+                            Self::fec_buffers(enc, &mut fec, pts, dts)
+                        }
+                        None => Vec::new(),
+                    };
+                    Self::update_counters(st);
+                    bufs
                 };
                 self.ensure_fec_headers();
                 self.ensure_fec_segment();
-                self.push_fec(fec, pts, dts);
+                self.push_fec(fec);
                 self.column_pad.push_event(event.clone());
                 self.row_pad.push_event(event.clone());
                 self.srcpad.push_event(event)

@@ -134,6 +134,7 @@ pub fn check_output<P: AsRef<[u8]>>(media: &[Vec<u8>], out: &[Output<P>]) -> (us
             ),
             Output::Recovered(v) => (u16::from_be_bytes([v[2], v[3]]), Some(&v[..])),
             Output::Lost { seq } => (*seq, None),
+            Output::Late(_) | Output::LateRecovered(_) => panic!("late output without pass_late"),
         };
         if let Some(l) = last {
             let d = seq.wrapping_sub(l) as i16;
@@ -164,5 +165,7 @@ pub fn out_seq<P: AsRef<[u8]>>(o: &Output<P>) -> u16 {
         Output::Media(p) => u16::from_be_bytes([p.as_ref()[2], p.as_ref()[3]]),
         Output::Recovered(v) => u16::from_be_bytes([v[2], v[3]]),
         Output::Lost { seq } => *seq,
+        Output::Late(p) => u16::from_be_bytes([p.as_ref()[2], p.as_ref()[3]]),
+        Output::LateRecovered(v) => u16::from_be_bytes([v[2], v[3]]),
     }
 }
