@@ -1,0 +1,824 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The rendition policy of `abrselector`, without GStreamer: a bandwidth
+//! estimator and the switching decisions, usable on their own (unit tests,
+//! trace-driven simulations).
+//!
+//! Time is a signed nanosecond count on any monotonic timeline; the element
+//! uses the running time of the buffers it receives, so a file played
+//! faster than real time is smoothed over media time, not wall time.
+//! Bit rates are bits per second.
+//!
+//! # Estimator
+//!
+//! Estimate samples (from any source) are a piecewise-constant signal: a
+//! sample holds from its time until the next one ([`Estimator::sample`]).
+//! Two exponentially weighted moving averages follow that signal, weighted
+//! by the time each value held, as in shaka-player's `EwmaBandwidthEstimator`:
+//! after a value held for `w` seconds, `avg = value * (1 - a) + avg * a`
+//! with `a = 0.5^(w / half_life)`, so a step change is followed half way
+//! after one half-life, three quarters after two. The start-up bias of an
+//! average that began at 0 is divided out (`avg / (1 - 0.5^(total / half_life))`),
+//! so the first sample is taken as is. Defaults: fast half-life 2 s, slow
+//! 8 s. The estimate used is `min(fast, slow)`: a drop is followed at the
+//! fast pace, a rise at the slow pace.
+//!
+//! # Decisions ([`Policy::decide`])
+//!
+//! Renditions are sorted by bit rate. With estimate `E`:
+//! - **initial** (nothing selected yet): the highest rendition with
+//!   `bitrate <= safety_factor * E`, the lowest if none fits, the highest
+//!   when there is no estimate at all;
+//! - **down**: when the current rendition's `bitrate > safety_factor * E`,
+//!   to the highest rendition with `bitrate <= safety_factor * E` (the
+//!   lowest if none fits), at once (the element switches at the target's
+//!   next keyframe);
+//! - **up**: when the next higher rendition has `bitrate * up_factor <= E`
+//!   continuously for `min_switch_interval`, and the last switch is at least
+//!   `min_switch_interval` ago, to the highest rendition with
+//!   `bitrate * up_factor <= E`.
+//!
+//! `up_factor` should be at least `1 / safety_factor` (defaults 1.3 and
+//! 0.85), so that a rendition reached by an upswitch is not immediately
+//! above the downswitch threshold.
+//!
+//! # Push timing ([`PushTiming`])
+//!
+//! An estimate of the downstream link from how long pushing takes, for sinks
+//! that block while the link is busy (tcpserversink with a full socket
+//! buffer, srtsink): see [`PushTiming`].
+
+use std::collections::VecDeque;
+
+/// Nanoseconds per second.
+pub const SECOND: i64 = 1_000_000_000;
+
+/// Time-weighted exponentially weighted moving average with start-up bias
+/// correction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ewma {
+    half_life: f64,
+    avg: f64,
+    /// `0.5^(total weight / half-life)`: the share of the initial 0 left in `avg`.
+    bias: f64,
+}
+
+impl Ewma {
+    /// An empty average with `half_life` seconds (clamped to at least 1 ms).
+    pub fn new(half_life: f64) -> Self {
+        Ewma {
+            half_life: half_life.max(0.001),
+            avg: 0.0,
+            bias: 1.0,
+        }
+    }
+
+    /// Half-life in seconds.
+    pub fn half_life(&self) -> f64 {
+        self.half_life
+    }
+
+    /// Changes the half-life; the current average is kept.
+    pub fn set_half_life(&mut self, half_life: f64) {
+        self.half_life = half_life.max(0.001);
+    }
+
+    /// Adds `value`, held for `weight` seconds.
+    pub fn sample(&mut self, weight: f64, value: f64) {
+        if weight <= 0.0 || !weight.is_finite() || !value.is_finite() {
+            return;
+        }
+        let a = 0.5f64.powf(weight / self.half_life);
+        self.avg = value * (1.0 - a) + self.avg * a;
+        self.bias *= a;
+    }
+
+    /// The average, `None` before any weight was added.
+    pub fn value(&self) -> Option<f64> {
+        let zero_factor = 1.0 - self.bias;
+        (zero_factor > 1e-12).then(|| self.avg / zero_factor)
+    }
+}
+
+/// Fast and slow [`Ewma`] over a piecewise-constant estimate signal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimator {
+    fast: Ewma,
+    slow: Ewma,
+    held: Option<u64>,
+    at: Option<i64>,
+}
+
+impl Estimator {
+    /// An estimator with the given half-lives in seconds.
+    pub fn new(fast_half_life: f64, slow_half_life: f64) -> Self {
+        Estimator {
+            fast: Ewma::new(fast_half_life),
+            slow: Ewma::new(slow_half_life),
+            held: None,
+            at: None,
+        }
+    }
+
+    /// Changes the half-lives (seconds), keeping the averages.
+    pub fn set_half_lives(&mut self, fast: f64, slow: f64) {
+        self.fast.set_half_life(fast);
+        self.slow.set_half_life(slow);
+    }
+
+    /// Integrates the held value up to `t` (ns). Times before the last one
+    /// are ignored.
+    pub fn advance(&mut self, t: i64) {
+        if let Some(at) = self.at {
+            if t <= at {
+                return;
+            }
+            if let Some(v) = self.held {
+                let w = (t - at) as f64 / SECOND as f64;
+                self.fast.sample(w, v as f64);
+                self.slow.sample(w, v as f64);
+            }
+        }
+        self.at = Some(t);
+    }
+
+    /// A new estimate `bps` at `t`: the previous one held until `t`, this
+    /// one holds from `t` on.
+    pub fn sample(&mut self, t: i64, bps: u64) {
+        self.advance(t);
+        self.held = Some(bps);
+    }
+
+    /// No estimate from `t` on: the averages stop moving (and keep their
+    /// value) until the next sample.
+    pub fn release(&mut self, t: i64) {
+        self.advance(t);
+        self.held = None;
+    }
+
+    /// The value currently held (the latest sample), if any.
+    pub fn held(&self) -> Option<u64> {
+        self.held
+    }
+
+    /// The fast average, bits/s.
+    pub fn fast(&self) -> Option<u64> {
+        self.fast.value().map(|v| v.max(0.0).round() as u64)
+    }
+
+    /// The slow average, bits/s.
+    pub fn slow(&self) -> Option<u64> {
+        self.slow.value().map(|v| v.max(0.0).round() as u64)
+    }
+
+    /// `min(fast, slow)` as of the last [`advance`](Self::advance); the held
+    /// sample itself before any time has passed; `None` without samples.
+    pub fn estimate(&self) -> Option<u64> {
+        match (self.fast(), self.slow()) {
+            (Some(f), Some(s)) => Some(f.min(s)),
+            _ => self.held,
+        }
+    }
+
+    /// Starts a new timeline (after a flush, running time starts over):
+    /// the next time given is not compared with earlier ones. The averages
+    /// and the held value are kept.
+    pub fn retime(&mut self) {
+        self.at = None;
+    }
+
+    /// Forgets everything (keeps the half-lives).
+    pub fn reset(&mut self) {
+        *self = Estimator::new(self.fast.half_life(), self.slow.half_life());
+    }
+}
+
+/// Policy parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    /// A rendition fits when `bitrate <= safety_factor * estimate` (0..=1).
+    pub safety_factor: f64,
+    /// Headroom for an upswitch: `bitrate * up_factor <= estimate` (>= 1).
+    pub up_factor: f64,
+    /// Upswitch hold time and minimum time between a switch and an
+    /// upswitch, ns.
+    pub min_switch_interval: i64,
+    /// Fast average half-life, seconds.
+    pub fast_half_life: f64,
+    /// Slow average half-life, seconds.
+    pub slow_half_life: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            safety_factor: 0.85,
+            up_factor: 1.3,
+            min_switch_interval: 5 * SECOND,
+            fast_half_life: 2.0,
+            slow_half_life: 8.0,
+        }
+    }
+}
+
+/// One rendition of the ladder: an id chosen by the caller and its bit rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rendition {
+    /// Caller's id (the element uses the sink pad number).
+    pub id: u32,
+    /// Nominal bit rate, bits/s.
+    pub bitrate: u64,
+}
+
+/// Why a rendition was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The first selection.
+    Initial,
+    /// The current rendition exceeds `safety_factor * estimate`.
+    Down,
+    /// A higher rendition had headroom for `min_switch_interval`.
+    Up,
+}
+
+impl Reason {
+    /// "initial", "down", "up".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Initial => "initial",
+            Reason::Down => "down",
+            Reason::Up => "up",
+        }
+    }
+}
+
+/// A decision to move to another rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The rendition to switch to.
+    pub target: u32,
+    /// Why.
+    pub reason: Reason,
+    /// The estimate the decision was made on, bits/s.
+    pub estimate: Option<u64>,
+}
+
+/// Estimator plus switching rules (see the module documentation).
+///
+/// ```
+/// use gstabrselector::policy::{Config, Policy, Reason, Rendition, SECOND};
+///
+/// let ladder = [
+///     Rendition { id: 0, bitrate: 800_000 },
+///     Rendition { id: 1, bitrate: 2_000_000 },
+///     Rendition { id: 2, bitrate: 4_000_000 },
+/// ];
+/// let mut p = Policy::new(Config::default());
+/// p.sample(0, 5_000_000);
+/// let d = p.decide(0, None, &ladder).unwrap();
+/// assert_eq!((d.target, d.reason), (2, Reason::Initial));
+/// p.note_switch(0);
+/// p.sample(10 * SECOND, 1_000_000);
+/// // 1 s after the drop the fast average is about 1 + 4 * 0.5^(1/2) = 3.8 Mb/s,
+/// // and 0.85 * 3.8 = 3.2 Mb/s leaves room for the 2 Mb/s rendition only.
+/// let d = p.decide(11 * SECOND, Some(2), &ladder).unwrap();
+/// assert_eq!((d.target, d.reason), (1, Reason::Down));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    cfg: Config,
+    estimator: Estimator,
+    /// Since when the next higher rendition than `.1` has had headroom.
+    up_since: Option<(i64, u32)>,
+    last_switch: Option<i64>,
+}
+
+impl Policy {
+    /// A policy with `cfg` and no estimate yet.
+    pub fn new(cfg: Config) -> Self {
+        Policy {
+            cfg,
+            estimator: Estimator::new(cfg.fast_half_life, cfg.slow_half_life),
+            up_since: None,
+            last_switch: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Changes the configuration, keeping the estimate and switch history.
+    pub fn set_config(&mut self, cfg: Config) {
+        if cfg != self.cfg {
+            self.estimator
+                .set_half_lives(cfg.fast_half_life, cfg.slow_half_life);
+            self.cfg = cfg;
+        }
+    }
+
+    /// The estimator.
+    pub fn estimator(&self) -> &Estimator {
+        &self.estimator
+    }
+
+    /// An estimate sample `bps` at `t` (see [`Estimator::sample`]).
+    pub fn sample(&mut self, t: i64, bps: u64) {
+        self.estimator.sample(t, bps);
+    }
+
+    /// A lower bound: the link carried at least `bps` at `t`. Raises the
+    /// held value to `bps` when it is lower (or there is none), never
+    /// lowers it.
+    pub fn sample_at_least(&mut self, t: i64, bps: u64) {
+        if self.estimator.held().is_none_or(|h| h < bps) {
+            self.estimator.sample(t, bps);
+        } else {
+            self.estimator.advance(t);
+        }
+    }
+
+    /// No estimate source from `t` on (see [`Estimator::release`]).
+    pub fn release(&mut self, t: i64) {
+        self.estimator.release(t);
+    }
+
+    /// The estimate (`min(fast, slow)`), bits/s, as of the last call that
+    /// took a time.
+    pub fn estimate(&self) -> Option<u64> {
+        self.estimator.estimate()
+    }
+
+    /// Records that a switch took effect at `t` (for `min_switch_interval`).
+    pub fn note_switch(&mut self, t: i64) {
+        self.last_switch = Some(t);
+        self.up_since = None;
+    }
+
+    /// Starts a new timeline (see [`Estimator::retime`]); the switch
+    /// history, in the old timeline, is dropped.
+    pub fn retime(&mut self) {
+        self.estimator.retime();
+        self.up_since = None;
+        self.last_switch = None;
+    }
+
+    /// Forgets the estimate and the switch history.
+    pub fn reset(&mut self) {
+        self.estimator.reset();
+        self.up_since = None;
+        self.last_switch = None;
+    }
+
+    /// The rendition to move to at `now`, given the `current` one (`None`
+    /// when nothing is selected yet) and the known `renditions` (any order).
+    /// `None` means stay (also when `current` is not among `renditions`,
+    /// or there is no estimate and something is selected).
+    pub fn decide(
+        &mut self,
+        now: i64,
+        current: Option<u32>,
+        renditions: &[Rendition],
+    ) -> Option<Decision> {
+        self.estimator.advance(now);
+        let mut ladder = renditions.to_vec();
+        ladder.sort_by_key(|r| (r.bitrate, r.id));
+        let estimate = self.estimator.estimate();
+        let fit = |e: u64| {
+            let budget = self.cfg.safety_factor * e as f64;
+            ladder
+                .iter()
+                .rev()
+                .find(|r| r.bitrate as f64 <= budget)
+                .or(ladder.first())
+                .map(|r| r.id)
+        };
+        let Some(cur) = current else {
+            let target = match estimate {
+                Some(e) => fit(e),
+                None => ladder.last().map(|r| r.id),
+            }?;
+            return Some(Decision {
+                target,
+                reason: Reason::Initial,
+                estimate,
+            });
+        };
+        let (Some(ci), Some(e)) = (ladder.iter().position(|r| r.id == cur), estimate) else {
+            self.up_since = None;
+            return None;
+        };
+        let budget = self.cfg.safety_factor * e as f64;
+        if ladder[ci].bitrate as f64 > budget {
+            self.up_since = None;
+            let target = fit(e)?;
+            return (target != cur).then_some(Decision {
+                target,
+                reason: Reason::Down,
+                estimate,
+            });
+        }
+        let headroom = |r: &Rendition| r.bitrate as f64 * self.cfg.up_factor <= e as f64;
+        if !ladder.get(ci + 1).is_some_and(headroom) {
+            self.up_since = None;
+            return None;
+        }
+        let since = match self.up_since {
+            Some((t, c)) if c == cur => t,
+            _ => now,
+        };
+        self.up_since = Some((since, cur));
+        let interval = self.cfg.min_switch_interval;
+        let held = now - since >= interval;
+        let spaced = self.last_switch.is_none_or(|l| now - l >= interval);
+        if !(held && spaced) {
+            return None;
+        }
+        let target = ladder[ci + 1..].iter().rev().find(|r| headroom(r))?.id;
+        Some(Decision {
+            target,
+            reason: Reason::Up,
+            estimate,
+        })
+    }
+}
+
+/// One push of a buffer downstream, for [`PushTiming`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Push {
+    /// Wall time the push started, ns on any monotonic clock.
+    pub wall_start: i64,
+    /// Wall time it returned, ns.
+    pub wall_end: i64,
+    /// Bytes pushed.
+    pub bytes: u64,
+    /// Media (running) time the buffer starts at, ns.
+    pub media_start: i64,
+    /// Media time it ends at (start plus duration, or start), ns.
+    pub media_end: i64,
+}
+
+/// What a [`PushTiming`] window showed about the downstream link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkSample {
+    /// The sink held the pushes back and the output did not keep pace with
+    /// media time (or ran ahead of it): the link carried this many bits/s.
+    Measured(u64),
+    /// The sink accepted the data without holding it back, or paced it at
+    /// media rate: the link carries at least this many bits/s.
+    AtLeast(u64),
+}
+
+/// Estimates the downstream link from how long pushes take.
+///
+/// Over a sliding window of the last `window` ns of wall time (1 s by
+/// default, a sample at most every quarter window):
+/// - `busy` = time spent inside push, `wall` = window length, `bits` = bits
+///   pushed, `media` = running time the pushed buffers cover;
+/// - if `busy >= 0.5 * wall` (the sink is blocking) and the output fell
+///   behind media time (`wall > 1.1 * media`) or ran ahead of it
+///   (`wall < 0.9 * media`, a faster than real time source limited by the
+///   link), the link is the bottleneck: [`LinkSample::Measured`]`(bits / wall)`;
+/// - otherwise (no blocking, or a sink synchronising to the clock, which
+///   blocks while keeping media pace): [`LinkSample::AtLeast`]`(bits / wall)`,
+///   which must not pull an estimate down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushTiming {
+    window: i64,
+    pushes: VecDeque<Push>,
+    last_sample: Option<i64>,
+}
+
+impl Default for PushTiming {
+    fn default() -> Self {
+        PushTiming::new(SECOND)
+    }
+}
+
+impl PushTiming {
+    /// Share of the window spent inside push above which the sink blocks.
+    pub const BLOCKING_SHARE: f64 = 0.5;
+    /// Output pace against media time beyond which (either way) a blocking
+    /// sink is the link, not the clock.
+    pub const PACE_TOLERANCE: f64 = 0.1;
+
+    /// A timer with a `window` ns sliding window (at least 10 ms).
+    pub fn new(window: i64) -> Self {
+        PushTiming {
+            window: window.max(10_000_000),
+            pushes: VecDeque::new(),
+            last_sample: None,
+        }
+    }
+
+    /// Forgets all pushes.
+    pub fn reset(&mut self) {
+        self.pushes.clear();
+        self.last_sample = None;
+    }
+
+    /// Records one push; returns a sample when the window is full and the
+    /// last sample is at least a quarter window old.
+    pub fn record(&mut self, push: Push) -> Option<LinkSample> {
+        if push.wall_end < push.wall_start {
+            return None;
+        }
+        if self
+            .pushes
+            .back()
+            .is_some_and(|p| push.wall_start < p.wall_end || push.media_start < p.media_start)
+        {
+            // Time went backwards (flush, reset): start over.
+            self.reset();
+        }
+        self.pushes.push_back(push);
+        while self
+            .pushes
+            .front()
+            .is_some_and(|p| push.wall_end - p.wall_start > self.window)
+            && self.pushes.len() > 1
+        {
+            self.pushes.pop_front();
+        }
+        let first = self.pushes.front()?;
+        let wall = push.wall_end - first.wall_start;
+        // A window is full when one more push would overflow it.
+        if wall < self.window * 3 / 4 {
+            return None;
+        }
+        if self
+            .last_sample
+            .is_some_and(|t| push.wall_end - t < self.window / 4)
+        {
+            return None;
+        }
+        self.last_sample = Some(push.wall_end);
+        let busy: i64 = self.pushes.iter().map(|p| p.wall_end - p.wall_start).sum();
+        let bytes: u64 = self.pushes.iter().map(|p| p.bytes).sum();
+        let media = push.media_end.max(push.media_start) - first.media_start;
+        let rate = (bytes as f64 * 8.0 * SECOND as f64 / wall.max(1) as f64).round() as u64;
+        let blocking = busy as f64 >= Self::BLOCKING_SHARE * wall as f64;
+        let off_pace = media <= 0
+            || wall as f64 > (1.0 + Self::PACE_TOLERANCE) * media as f64
+            || (wall as f64) < (1.0 - Self::PACE_TOLERANCE) * media as f64;
+        Some(if blocking && off_pace {
+            LinkSample::Measured(rate)
+        } else {
+            LinkSample::AtLeast(rate)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1_000_000;
+
+    fn ladder() -> Vec<Rendition> {
+        vec![
+            Rendition {
+                id: 2,
+                bitrate: 4 * MB,
+            },
+            Rendition {
+                id: 0,
+                bitrate: 800_000,
+            },
+            Rendition {
+                id: 1,
+                bitrate: 2 * MB,
+            },
+        ]
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-6 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn ewma_half_life() {
+        let mut e = Ewma::new(2.0);
+        assert_eq!(e.value(), None);
+        e.sample(0.5, 10.0);
+        // Bias correction: the first value is taken as is.
+        assert!(close(e.value().unwrap(), 10.0));
+        e.sample(9.5, 10.0);
+        // A step to 0 is half followed after one half-life, 3/4 after two.
+        e.sample(2.0, 0.0);
+        let bias = 0.5f64.powf(12.0 / 2.0);
+        let raw = 10.0 * (1.0 - 0.5f64.powf(10.0 / 2.0)) * 0.5;
+        assert!(close(e.value().unwrap(), raw / (1.0 - bias)));
+        assert!((e.value().unwrap() - 5.0).abs() < 0.2);
+        e.sample(2.0, 0.0);
+        assert!((e.value().unwrap() - 2.5).abs() < 0.1);
+    }
+
+    #[test]
+    fn ewma_weights_compose() {
+        // Holding a value for 3 s in one step or in 300 steps is the same.
+        let mut a = Ewma::new(1.5);
+        let mut b = Ewma::new(1.5);
+        a.sample(1.0, 4.0);
+        b.sample(1.0, 4.0);
+        a.sample(3.0, 1.0);
+        for _ in 0..300 {
+            b.sample(0.01, 1.0);
+        }
+        assert!(close(a.value().unwrap(), b.value().unwrap()));
+    }
+
+    #[test]
+    fn estimator_is_min_of_fast_and_slow() {
+        let mut e = Estimator::new(2.0, 8.0);
+        assert_eq!(e.estimate(), None);
+        e.sample(0, 5 * MB);
+        assert_eq!(e.estimate(), Some(5 * MB));
+        e.sample(10 * SECOND, MB);
+        e.advance(12 * SECOND);
+        // Drop: the fast average leads, about half way after one half-life.
+        let fast = e.fast().unwrap();
+        let mut model = Ewma::new(2.0);
+        model.sample(10.0, 5e6);
+        model.sample(2.0, 1e6);
+        assert!((fast as f64 - model.value().unwrap()).abs() < 1.0, "{fast}");
+        assert!((fast as f64 - 3.0e6).abs() < 5e4, "{fast}");
+        assert_eq!(e.estimate(), Some(fast));
+        assert!(e.slow().unwrap() > fast);
+        e.sample(40 * SECOND, 5 * MB);
+        e.advance(42 * SECOND);
+        // Rise: the slow average lags and is used.
+        let slow = e.slow().unwrap();
+        assert!(slow < e.fast().unwrap());
+        assert_eq!(e.estimate(), Some(slow));
+        let mut model = Ewma::new(8.0);
+        model.sample(10.0, 5e6);
+        model.sample(30.0, 1e6);
+        model.sample(2.0, 5e6);
+        let expected = model.value().unwrap();
+        assert!((slow as f64 - expected).abs() < 1.0, "{slow} vs {expected}");
+        // Released: frozen.
+        e.release(43 * SECOND);
+        let frozen = e.estimate();
+        e.advance(100 * SECOND);
+        assert_eq!(e.estimate(), frozen);
+        // Time going backwards is ignored.
+        e.sample(50 * SECOND, MB);
+        assert_eq!(e.estimate(), frozen);
+    }
+
+    #[test]
+    fn initial_choice() {
+        let mut p = Policy::new(Config::default());
+        // No estimate: the highest.
+        assert_eq!(p.decide(0, None, &ladder()).unwrap().target, 2);
+        assert_eq!(p.decide(0, None, &[]), None);
+        p.sample(0, 3 * MB);
+        let d = p.decide(0, None, &ladder()).unwrap();
+        assert_eq!(
+            (d.target, d.reason, d.estimate),
+            (1, Reason::Initial, Some(3 * MB))
+        );
+        p.sample(0, 100_000);
+        assert_eq!(p.decide(0, None, &ladder()).unwrap().target, 0);
+        // Without an estimate and with a selection: stay.
+        let mut q = Policy::new(Config::default());
+        assert_eq!(q.decide(0, Some(0), &ladder()), None);
+    }
+
+    #[test]
+    fn downswitch_is_immediate_and_goes_to_the_best_fit() {
+        let mut p = Policy::new(Config::default());
+        p.sample(0, 5 * MB);
+        assert_eq!(p.decide(0, Some(2), &ladder()), None);
+        p.note_switch(0);
+        // 4 Mb/s needs 4 / 0.85 = 4.71 Mb/s.
+        p.sample(SECOND, 4_600_000);
+        let d = p.decide(SECOND, Some(2), &ladder());
+        assert_eq!(d, None, "the estimate has not moved yet");
+        let d = p.decide(6 * SECOND, Some(2), &ladder()).unwrap();
+        assert_eq!((d.target, d.reason), (1, Reason::Down));
+        // A collapse goes straight to the best fit, the lowest if none.
+        p.sample(7 * SECOND, 10_000);
+        let d = p.decide(30 * SECOND, Some(2), &ladder()).unwrap();
+        assert_eq!((d.target, d.reason), (0, Reason::Down));
+        assert_eq!(p.decide(31 * SECOND, Some(0), &ladder()), None);
+    }
+
+    #[test]
+    fn upswitch_needs_headroom_held_for_the_interval() {
+        let cfg = Config {
+            fast_half_life: 0.001,
+            slow_half_life: 0.001,
+            ..Config::default()
+        };
+        let mut p = Policy::new(cfg);
+        p.sample(0, MB);
+        p.note_switch(0);
+        // 2 Mb/s * 1.3 = 2.6 Mb/s needed; 2.5 is not enough.
+        p.sample(SECOND, 2_500_000);
+        for t in 1..20 {
+            assert_eq!(p.decide(t * SECOND, Some(0), &ladder()), None);
+        }
+        p.sample(20 * SECOND, 2_700_000);
+        assert_eq!(p.decide(20 * SECOND, Some(0), &ladder()), None);
+        assert_eq!(p.decide(24 * SECOND, Some(0), &ladder()), None);
+        // A dip restarts the hold.
+        let ms = SECOND / 1000;
+        p.sample(25 * SECOND, MB);
+        assert_eq!(p.decide(25 * SECOND + 500 * ms, Some(0), &ladder()), None);
+        p.sample(26 * SECOND, 2_700_000);
+        assert_eq!(p.decide(26 * SECOND + 500 * ms, Some(0), &ladder()), None);
+        assert_eq!(p.decide(31 * SECOND, Some(0), &ladder()), None);
+        let d = p
+            .decide(31 * SECOND + 500 * ms, Some(0), &ladder())
+            .unwrap();
+        assert_eq!((d.target, d.reason), (1, Reason::Up));
+        // Straight to the highest with headroom.
+        let mut q = Policy::new(cfg);
+        q.sample(0, 10 * MB);
+        q.note_switch(0);
+        assert_eq!(q.decide(0, Some(0), &ladder()), None);
+        assert_eq!(q.decide(5 * SECOND, Some(0), &ladder()).unwrap().target, 2);
+        // Not within the interval of the last switch even when held.
+        q.note_switch(5 * SECOND);
+        assert_eq!(q.decide(6 * SECOND, Some(1), &ladder()), None);
+        assert_eq!(q.decide(10 * SECOND, Some(1), &ladder()), None);
+        assert_eq!(q.decide(11 * SECOND, Some(1), &ladder()).unwrap().target, 2);
+    }
+
+    #[test]
+    fn unknown_current_stays() {
+        let mut p = Policy::new(Config::default());
+        p.sample(0, 100_000);
+        assert_eq!(p.decide(0, Some(7), &ladder()), None);
+    }
+
+    #[test]
+    fn lower_bounds_never_pull_down() {
+        let mut p = Policy::new(Config::default());
+        p.sample_at_least(0, MB);
+        assert_eq!(p.estimate(), Some(MB));
+        p.sample(SECOND, 3 * MB);
+        p.sample_at_least(2 * SECOND, MB);
+        assert_eq!(p.estimator().held(), Some(3 * MB));
+        p.sample_at_least(3 * SECOND, 4 * MB);
+        assert_eq!(p.estimator().held(), Some(4 * MB));
+    }
+
+    fn pushes(
+        t: &mut PushTiming,
+        n: usize,
+        period: i64,
+        busy: i64,
+        media_step: i64,
+        bytes: u64,
+    ) -> Vec<LinkSample> {
+        let mut out = Vec::new();
+        for i in 0..n as i64 {
+            let p = Push {
+                wall_start: i * period,
+                wall_end: i * period + busy,
+                bytes,
+                media_start: i * media_step,
+                media_end: (i + 1) * media_step,
+            };
+            out.extend(t.record(p));
+        }
+        out
+    }
+
+    #[test]
+    fn push_timing_classifies_windows() {
+        let f = 40_000_000; // 25 fps
+                            // Not blocking: lower bound at the media rate (100 kB/s = 800 kb/s).
+        let mut t = PushTiming::default();
+        let s = pushes(&mut t, 100, f, 1_000_000, f, 4000);
+        assert!(!s.is_empty());
+        for x in &s {
+            let LinkSample::AtLeast(v) = x else {
+                panic!("{x:?}")
+            };
+            assert!((*v as f64 - 800_000.0).abs() < 50_000.0, "{v}");
+        }
+        // Blocking at media pace (a clock-synchronised sink): lower bound.
+        let mut t = PushTiming::default();
+        let s = pushes(&mut t, 100, f, f - 1, f, 4000);
+        assert!(s.iter().all(|x| matches!(x, LinkSample::AtLeast(_))));
+        // Blocking and falling behind: the link carries 4000 B per 80 ms.
+        let mut t = PushTiming::default();
+        let s = pushes(&mut t, 100, 2 * f, 2 * f - 1, f, 4000);
+        assert!(!s.is_empty());
+        for x in &s {
+            let LinkSample::Measured(v) = x else {
+                panic!("{x:?}")
+            };
+            assert!((*v as f64 - 400_000.0).abs() < 20_000.0, "{v}");
+        }
+        // Blocking while ahead of media time (file source): measured.
+        let mut t = PushTiming::default();
+        let s = pushes(&mut t, 100, f / 2, f / 2, f, 4000);
+        assert!(s.iter().all(|x| matches!(x, LinkSample::Measured(_))));
+    }
+}
