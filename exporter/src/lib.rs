@@ -41,6 +41,17 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, 
 /// The labels every per-stream series carries.
 pub const STREAM_LABELS: [&str; 3] = ["pipeline", "element", "stream"];
 
+/// The `pipeline` label of `obj`'s series: the name of its top-level bin
+/// (its own name when it has no parent).
+pub fn pipeline_label(obj: &impl gst::prelude::IsA<gst::Object>) -> String {
+    use gst::prelude::*;
+    let mut top = obj.upcast_ref::<gst::Object>().clone();
+    while let Some(parent) = top.parent() {
+        top = parent;
+    }
+    top.name().to_string()
+}
+
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
 #[derive(Default)]

@@ -756,17 +756,9 @@ impl AbrSelector {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pipeline_name(&self) -> String {
-        let mut top = self.obj().upcast_ref::<gst::Object>().clone();
-        while let Some(parent) = top.parent() {
-            top = parent;
-        }
-        top.name().to_string()
-    }
-
     fn pad_labels(&self, pad: &str) -> [String; 3] {
         [
-            self.pipeline_name(),
+            exporter::pipeline_label(&*self.obj()),
             self.obj().name().to_string(),
             pad.to_string(),
         ]
@@ -2179,7 +2171,7 @@ impl AbrSelector {
 
     /// Creates the metric series of the element and its pads.
     fn create_series(&self, st: &mut State) {
-        let pipeline = self.pipeline_name();
+        let pipeline = exporter::pipeline_label(&*self.obj());
         let element = self.obj().name().to_string();
         if let Some(s) = st.series.take() {
             s.remove();

@@ -1409,12 +1409,9 @@ impl HlsLadderSink {
         }
         playlist::remove_stale_temporaries(dir);
 
-        let mut pipeline = self.obj().upcast_ref::<gst::Object>().clone();
-        while let Some(parent) = pipeline.parent() {
-            pipeline = parent;
-        }
+        let pipeline = exporter::pipeline_label(&*self.obj());
         let mut state = self.lock_state();
-        state.pipeline = pipeline.name().to_string();
+        state.pipeline = pipeline;
         if state.videos.is_empty() {
             return Err(gst::error_msg!(
                 gst::CoreError::Pad,

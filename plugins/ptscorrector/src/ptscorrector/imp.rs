@@ -320,14 +320,6 @@ impl PtsCorrector {
             .clone()
     }
 
-    fn pipeline_name(&self) -> String {
-        let mut top = self.obj().upcast_ref::<gst::Object>().clone();
-        while let Some(parent) = top.parent() {
-            top = parent;
-        }
-        top.name().to_string()
-    }
-
     fn stream_kind(caps: &gst::CapsRef) -> (StreamKind, Option<i64>) {
         let Some(s) = caps.structure(0) else {
             return (StreamKind::Audio, None);
@@ -1024,7 +1016,7 @@ impl ElementImpl for PtsCorrector {
         let obj = self.obj();
         if self.obj().current_state() > gst::State::Ready {
             let labels = [
-                self.pipeline_name(),
+                exporter::pipeline_label(&*self.obj()),
                 obj.name().to_string(),
                 stream.name.clone(),
             ];
@@ -1069,7 +1061,7 @@ impl ElementImpl for PtsCorrector {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused {
             self.timeline.reset();
-            let pipeline = self.pipeline_name();
+            let pipeline = exporter::pipeline_label(&*self.obj());
             let element = self.obj().name().to_string();
             for s in self.streams() {
                 let mut st = s.lock();

@@ -316,14 +316,6 @@ impl St2022FecDec {
         self.push_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pipeline_name(&self) -> String {
-        let mut top = self.obj().upcast_ref::<gst::Object>().clone();
-        while let Some(parent) = top.parent() {
-            top = parent;
-        }
-        top.name().to_string()
-    }
-
     /// The clock deadlines are measured on: the pipeline clock, or the
     /// (monotonic) system clock before the element has one.
     fn clock(&self) -> gst::Clock {
@@ -1002,7 +994,10 @@ impl ElementImpl for St2022FecDec {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused {
             let cfg = self.settings().config();
-            let series = Series::new(self.pipeline_name(), self.obj().name().to_string());
+            let series = Series::new(
+                exporter::pipeline_label(&*self.obj()),
+                self.obj().name().to_string(),
+            );
             {
                 let mut st = self.state();
                 *st = State::new(cfg);

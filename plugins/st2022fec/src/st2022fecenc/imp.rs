@@ -226,14 +226,6 @@ impl St2022FecEnc {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pipeline_name(&self) -> String {
-        let mut top = self.obj().upcast_ref::<gst::Object>().clone();
-        while let Some(parent) = top.parent() {
-            top = parent;
-        }
-        top.name().to_string()
-    }
-
     fn fec_caps(pt: u32) -> gst::Caps {
         gst::Caps::builder("application/x-rtp")
             .field("media", "application")
@@ -773,7 +765,10 @@ impl ElementImpl for St2022FecEnc {
                     return Err(gst::StateChangeError);
                 }
             };
-            let series = Series::new(self.pipeline_name(), self.obj().name().to_string());
+            let series = Series::new(
+                exporter::pipeline_label(&*self.obj()),
+                self.obj().name().to_string(),
+            );
             let mut st = self.state();
             *st = State {
                 encoder: Some(encoder),

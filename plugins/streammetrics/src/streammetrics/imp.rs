@@ -315,14 +315,6 @@ impl StreamMetrics {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pipeline_name(&self) -> String {
-        let mut top = self.obj().upcast_ref::<gst::Object>().clone();
-        while let Some(parent) = top.parent() {
-            top = parent;
-        }
-        top.name().to_string()
-    }
-
     /// Removes the series from the registry and forgets all counts.
     fn reset(&self) {
         let mut s = self.lock_state();
@@ -560,7 +552,7 @@ impl StreamMetrics {
     fn set_caps(&self, caps: &gst::CapsRef) {
         let (kind, frame_ns) = kind_of(caps);
         let name = self.settings.lock().unwrap().stream_name.clone();
-        let pipeline = self.pipeline_name();
+        let pipeline = exporter::pipeline_label(&*self.obj());
         let mut s = self.lock_state();
         s.kind = Some(kind);
         s.caps_frame_ns = frame_ns;
