@@ -501,6 +501,29 @@ fn hlsjs_abr_follows_throttling_without_stalls() {
             bits / secs / 1000.0
         );
     }
+    // Media sequence numbers loaded more than once (any level), reported,
+    // not judged: hls.js 1.7 loads the fragment under the buffered end again
+    // on the new level at a level switch (seen with segment ends exact to
+    // the 90 kHz tick as well), which costs one segment of bandwidth.
+    let mut loads: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for f in &frags {
+        loads.entry(f.2).or_default().push(f.1);
+    }
+    let refetched: Vec<String> = loads
+        .iter()
+        .filter(|(_, l)| l.len() > 1)
+        .map(|(sn, l)| format!("sn {sn} on levels {l:?}"))
+        .collect();
+    say!(
+        "fragments loaded: {}, media sequence numbers loaded more than once: {}{}",
+        frags.len(),
+        refetched.len(),
+        if refetched.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", refetched.join(", "))
+        }
+    );
     let shown: Vec<String> = switched
         .iter()
         .map(|&(t, l, _)| format!("{l} ({:+.1} s, {})", rel(t), phase_name(t)))

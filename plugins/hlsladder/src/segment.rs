@@ -106,10 +106,16 @@ pub trait SegmentWriter: Send {
     ) -> Result<u64, SegmentError>;
 }
 
-/// Converts running time in ns to 90 kHz ticks, with [`TS_TIME_OFFSET_NS`].
+/// Converts running time in ns to 90 kHz ticks, with [`TS_TIME_OFFSET_NS`],
+/// rounded to the nearest tick.
+///
+/// Rounding matters: frame times such as n x 33 333 333 ns (30 fps, already
+/// truncated to ns upstream) are a fraction of a tick short of the exact
+/// 90 kHz value, and truncation would end every segment one tick early, which
+/// makes players such as hls.js see a gap and fetch the segment again.
 pub fn ns_to_90k(ns: i64) -> u64 {
     let t = (ns as i128 + TS_TIME_OFFSET_NS as i128).max(0);
-    (t * 9 / 100_000) as u64
+    ((t * 9 + 50_000) / 100_000) as u64
 }
 
 /// MPEG-TS segments (ISO/IEC 13818-1): every segment starts with PAT, PMT and
@@ -272,5 +278,29 @@ impl SegmentWriter for TsSegmentWriter {
         written += self.chunk.len() as u64;
         self.chunk.clear();
         Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ns_to_90k_rounds_to_the_nearest_tick() {
+        let base = ns_to_90k(0);
+        assert_eq!(base, 900_000);
+        // 30 fps frame times as GStreamer computes them (truncated to ns).
+        for n in [1i64, 29, 539, 540, 1_000_000] {
+            let ns = n * 1_000_000_000 / 30;
+            assert_eq!(ns_to_90k(ns) - base, n as u64 * 3000, "frame {n}");
+        }
+        // 48 kHz AAC frames: 1024 samples = 1920 ticks.
+        for n in [1i64, 7, 1000] {
+            let ns = n * 1024 * 1_000_000_000 / 48_000;
+            assert_eq!(ns_to_90k(ns) - base, n as u64 * 1920, "aac frame {n}");
+        }
+        assert_eq!(ns_to_90k(5_555) - base, 0);
+        assert_eq!(ns_to_90k(5_556) - base, 1);
+        assert_eq!(ns_to_90k(-TS_TIME_OFFSET_NS - 1), 0);
     }
 }
