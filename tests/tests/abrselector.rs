@@ -10,6 +10,8 @@
 //! frames 0, 150, 300, 450, 600 (0, 5, 10, 15, 20 s): 5, 1, 3, 0.5, 5 Mb/s.
 //!
 //! Element settings: `estimator=none` (only these explicit estimates),
+//! `max-queue-delay=0` (the threshold rules alone; the queue model is
+//! exercised by `abr_traces.rs`),
 //! `fast-half-life=0.1 slow-half-life=0.2` (s) so that a step is followed
 //! within about 0.7 s of running time, `min-switch-interval=1.5 s` (an
 //! upswitch then comes at most ~0.7 + 1.5 + 1 s (next keyframe) after its
@@ -200,8 +202,8 @@ fn ladder_follows_estimate_steps_on_keyframes() {
         pad_props += &format!("sink_{i}::bitrate={bps} ");
     }
     desc += &format!(
-        "abrselector name=abr estimator=none fast-half-life=0.1 slow-half-life=0.2 \
-         min-switch-interval={msi} {pad_props} ! \
+        "abrselector name=abr estimator=none max-queue-delay=0 fast-half-life=0.1 \
+         slow-half-life=0.2 min-switch-interval={msi} {pad_props} ! \
          h264parse ! mpegtsmux ! filesink location={out}",
         msi = 3 * SECOND / 2,
         out = file.display(),

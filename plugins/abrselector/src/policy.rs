@@ -23,24 +23,45 @@
 //! 8 s. The estimate used is `min(fast, slow)`: a drop is followed at the
 //! fast pace, a rise at the slow pace.
 //!
+//! # Queue model
+//!
+//! The link is modelled as a FIFO fed by what the element sends
+//! ([`Policy::sent`]: bits at their running time) and drained at the latest
+//! estimate sample. A sample describes the link since the previous one (a
+//! receiver report covers the interval it measured), so each new sample
+//! re-drains that interval at its own rate: a capacity drop shows at once as
+//! the backlog it caused. The modelled queue delay is `queue / estimate`.
+//!
 //! # Decisions ([`Policy::decide`])
 //!
-//! Renditions are sorted by bit rate. With estimate `E`:
+//! Renditions are sorted by bit rate. With the fast and slow averages `F`,
+//! `S` and the latest sample `L`, the element acts on a drop at once
+//! (`Ed = min(F, L)`) and on a rise only at the slow pace (`Eu = min(F, S)`).
+//! A rendition of bit rate `r` *fits the queue* over `h` seconds when the
+//! queue delay after sending it for `h` seconds on a link of `Ed` stays
+//! within `max_queue_delay`: `(queue + (r - Ed) * h) / Ed <= max_queue_delay`
+//! (never with `max_queue_delay` 0). This lets a rendition slightly above the
+//! estimate run for a while on the receiver's buffer (as BOLA-like client
+//! players use their buffer) and forces a downswitch when the backlog grows
+//! too long.
 //! - **initial** (nothing selected yet): the highest rendition with
-//!   `bitrate <= safety_factor * E`, the lowest if none fits, the highest
+//!   `bitrate <= safety_factor * Ed`, the lowest if none fits, the highest
 //!   when there is no estimate at all;
-//! - **down**: when the current rendition's `bitrate > safety_factor * E`,
-//!   to the highest rendition with `bitrate <= safety_factor * E` (the
-//!   lowest if none fits), at once (the element switches at the target's
-//!   next keyframe);
-//! - **up**: when the next higher rendition has `bitrate * up_factor <= E`
-//!   continuously for `min_switch_interval`, and the last switch is at least
-//!   `min_switch_interval` ago, to the highest rendition with
-//!   `bitrate * up_factor <= E`.
+//! - **down**: when the current rendition is over `safety_factor * Ed` and
+//!   does not fit the queue over the next second, to the highest lower
+//!   rendition that is under `safety_factor * Ed` or fits the queue over a
+//!   second (the lowest if none), at once (the element switches at the
+//!   target's next keyframe);
+//! - **up**: when the next higher rendition has headroom
+//!   (`bitrate * up_factor <= Eu`) or fits the queue over twice
+//!   `min_switch_interval`, continuously for `min_switch_interval`, and the
+//!   last switch is at least `min_switch_interval` ago: to the highest
+//!   rendition that qualifies the same way.
 //!
 //! `up_factor` should be at least `1 / safety_factor` (defaults 1.3 and
 //! 0.85), so that a rendition reached by an upswitch is not immediately
-//! above the downswitch threshold.
+//! above the downswitch threshold. With `max_queue_delay` 0 the policy is
+//! the plain threshold rule on `Ed` and `Eu`.
 //!
 //! # Push timing ([`PushTiming`])
 //!
@@ -207,6 +228,9 @@ pub struct Config {
     pub fast_half_life: f64,
     /// Slow average half-life, seconds.
     pub slow_half_life: f64,
+    /// Queue delay budget of the [queue model](self#queue-model), ns; 0
+    /// turns the queue rules off.
+    pub max_queue_delay: i64,
 }
 
 impl Default for Config {
@@ -214,9 +238,10 @@ impl Default for Config {
         Config {
             safety_factor: 0.85,
             up_factor: 1.3,
-            min_switch_interval: 5 * SECOND,
+            min_switch_interval: 2 * SECOND,
             fast_half_life: 2.0,
             slow_half_life: 8.0,
+            max_queue_delay: SECOND,
         }
     }
 }
@@ -237,7 +262,8 @@ pub enum Reason {
     Initial,
     /// The current rendition exceeds `safety_factor * estimate`.
     Down,
-    /// A higher rendition had headroom for `min_switch_interval`.
+    /// A higher rendition had headroom (or fitted the queue) for
+    /// `min_switch_interval`.
     Up,
 }
 
@@ -278,11 +304,19 @@ pub struct Decision {
 /// let d = p.decide(0, None, &ladder).unwrap();
 /// assert_eq!((d.target, d.reason), (2, Reason::Initial));
 /// p.note_switch(0);
+/// // 4 Mb/s over a 5 Mb/s link, one report a second: no backlog.
+/// for s in 0..10 {
+///     p.sample(s * SECOND, 5_000_000);
+///     p.sent(s * SECOND, 4_000_000);
+///     assert_eq!(p.decide(s * SECOND, Some(2), &ladder), None);
+/// }
+/// // The report at 10 s says the link carried 1 Mb/s in the last second:
+/// // 3 Mb are queued (3 s at 1 Mb/s). Acted upon at once, before the
+/// // averages move, down to the only rendition that drains the queue.
 /// p.sample(10 * SECOND, 1_000_000);
-/// // 1 s after the drop the fast average is about 1 + 4 * 0.5^(1/2) = 3.8 Mb/s,
-/// // and 0.85 * 3.8 = 3.2 Mb/s leaves room for the 2 Mb/s rendition only.
-/// let d = p.decide(11 * SECOND, Some(2), &ladder).unwrap();
-/// assert_eq!((d.target, d.reason), (1, Reason::Down));
+/// let d = p.decide(10 * SECOND, Some(2), &ladder).unwrap();
+/// assert_eq!((d.target, d.reason), (0, Reason::Down));
+/// assert!((p.queue_delay().unwrap() - 3.0).abs() < 1e-9);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -291,6 +325,69 @@ pub struct Policy {
     /// Since when the next higher rendition than `.1` has had headroom.
     up_since: Option<(i64, u32)>,
     last_switch: Option<i64>,
+    queue: QueueModel,
+}
+
+/// The [queue model](self#queue-model): the queue as of the last sample and
+/// what was sent since.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct QueueModel {
+    /// Bits queued at `at`.
+    bits: f64,
+    /// Time of the last sample (or of the first send before any), ns.
+    at: Option<i64>,
+    /// Sends since `at`: (running time ns, bits).
+    sends: VecDeque<(i64, f64)>,
+}
+
+impl QueueModel {
+    /// Sends kept between samples; older ones are folded into `bits` at the
+    /// rate held when they are folded.
+    const MAX_SENDS: usize = 512;
+
+    /// Bits queued at `t` when the link carried `rate` bits/s since `at`
+    /// (a FIFO: capacity left unused while the queue is empty is lost).
+    fn at(&self, t: i64, rate: Option<u64>) -> f64 {
+        let Some(mut last) = self.at else {
+            return 0.0;
+        };
+        let mut q = self.bits;
+        let drain = |q: f64, from: i64, to: i64| match rate {
+            Some(r) if to > from => (q - r as f64 * (to - from) as f64 / SECOND as f64).max(0.0),
+            _ => q,
+        };
+        for &(ts, b) in &self.sends {
+            q = drain(q, last, ts) + b;
+            last = last.max(ts);
+        }
+        drain(q, last, t)
+    }
+
+    /// `bits` sent at `t`; `rate` is the estimate held now.
+    fn push(&mut self, t: i64, bits: f64, rate: Option<u64>) {
+        let at = *self.at.get_or_insert(t);
+        self.sends.push_back((t.max(at), bits));
+        if self.sends.len() > Self::MAX_SENDS {
+            let (ts, _) = self.sends[Self::MAX_SENDS / 2];
+            let folded = QueueModel {
+                bits: self.bits,
+                at: self.at,
+                sends: self.sends.drain(..Self::MAX_SENDS / 2).collect(),
+            };
+            self.bits = folded.at(ts, rate);
+            self.at = Some(ts);
+        }
+    }
+
+    /// A new sample `rate` at `t` describes the link since the last one.
+    fn rebase(&mut self, t: i64, rate: u64) {
+        if self.at.is_some_and(|a| t < a) {
+            return;
+        }
+        self.bits = self.at(t, Some(rate));
+        self.sends.clear();
+        self.at = Some(t);
+    }
 }
 
 impl Policy {
@@ -301,6 +398,7 @@ impl Policy {
             estimator: Estimator::new(cfg.fast_half_life, cfg.slow_half_life),
             up_since: None,
             last_switch: None,
+            queue: QueueModel::default(),
         }
     }
 
@@ -323,9 +421,26 @@ impl Policy {
         &self.estimator
     }
 
-    /// An estimate sample `bps` at `t` (see [`Estimator::sample`]).
+    /// An estimate sample `bps` at `t` (see [`Estimator::sample`]); it
+    /// also re-drains the [queue model](self#queue-model) since the last
+    /// sample at `bps`.
     pub fn sample(&mut self, t: i64, bps: u64) {
+        self.queue.rebase(t, bps);
         self.estimator.sample(t, bps);
+    }
+
+    /// `bits` left the element for the link at running time `t` (ns), for
+    /// the [queue model](self#queue-model).
+    pub fn sent(&mut self, t: i64, bits: u64) {
+        self.queue.push(t, bits as f64, self.estimator.held());
+    }
+
+    /// Modelled queue delay, seconds, as of the last call that took a time:
+    /// queued bits over the latest sample; `None` without a sample.
+    pub fn queue_delay(&self) -> Option<f64> {
+        let rate = self.estimator.held().filter(|&r| r > 0)?;
+        let t = self.estimator.at?;
+        Some(self.queue.at(t, Some(rate)) / rate as f64)
     }
 
     /// A lower bound: the link carried at least `bps` at `t`. Raises the
@@ -333,7 +448,7 @@ impl Policy {
     /// lowers it.
     pub fn sample_at_least(&mut self, t: i64, bps: u64) {
         if self.estimator.held().is_none_or(|h| h < bps) {
-            self.estimator.sample(t, bps);
+            self.sample(t, bps);
         } else {
             self.estimator.advance(t);
         }
@@ -362,13 +477,15 @@ impl Policy {
         self.estimator.retime();
         self.up_since = None;
         self.last_switch = None;
+        self.queue = QueueModel::default();
     }
 
-    /// Forgets the estimate and the switch history.
+    /// Forgets the estimate, the queue model and the switch history.
     pub fn reset(&mut self) {
         self.estimator.reset();
         self.up_since = None;
         self.last_switch = None;
+        self.queue = QueueModel::default();
     }
 
     /// The rendition to move to at `now`, given the `current` one (`None`
@@ -384,43 +501,64 @@ impl Policy {
         self.estimator.advance(now);
         let mut ladder = renditions.to_vec();
         ladder.sort_by_key(|r| (r.bitrate, r.id));
-        let estimate = self.estimator.estimate();
-        let fit = |e: u64| {
-            let budget = self.cfg.safety_factor * e as f64;
-            ladder
-                .iter()
-                .rev()
-                .find(|r| r.bitrate as f64 <= budget)
-                .or(ladder.first())
-                .map(|r| r.id)
+        let (fast, latest) = (self.estimator.fast(), self.estimator.held());
+        // Acted on at once when it drops / only at the slow pace when it rises.
+        let e_down = match (fast, latest) {
+            (Some(f), Some(l)) => Some(f.min(l)),
+            (f, l) => f.or(l),
+        };
+        let e_up = self.estimator.estimate();
+        let cfg = self.cfg;
+        let queued = self.queue.at(now, latest);
+        // Does `r` keep the modelled queue delay within budget after `h` s?
+        let fits_queue = |r: &Rendition, h: f64| match e_down {
+            Some(e) if cfg.max_queue_delay > 0 && e > 0 => {
+                let e = e as f64;
+                (queued + (r.bitrate as f64 - e) * h) / e
+                    <= cfg.max_queue_delay as f64 / SECOND as f64
+            }
+            _ => false,
+        };
+        let under = |r: &Rendition| {
+            e_down.is_some_and(|e| r.bitrate as f64 <= cfg.safety_factor * e as f64)
         };
         let Some(cur) = current else {
-            let target = match estimate {
-                Some(e) => fit(e),
-                None => ladder.last().map(|r| r.id),
-            }?;
+            let target = match e_down {
+                Some(_) => ladder.iter().rev().find(|r| under(r)).or(ladder.first()),
+                None => ladder.last(),
+            }?
+            .id;
             return Some(Decision {
                 target,
                 reason: Reason::Initial,
-                estimate,
+                estimate: e_down,
             });
         };
-        let (Some(ci), Some(e)) = (ladder.iter().position(|r| r.id == cur), estimate) else {
+        let (Some(ci), Some(_)) = (ladder.iter().position(|r| r.id == cur), e_down) else {
             self.up_since = None;
             return None;
         };
-        let budget = self.cfg.safety_factor * e as f64;
-        if ladder[ci].bitrate as f64 > budget {
+        let keep = |r: &Rendition| under(r) || fits_queue(r, 1.0);
+        if !keep(&ladder[ci]) {
             self.up_since = None;
-            let target = fit(e)?;
+            let target = ladder[..ci]
+                .iter()
+                .rev()
+                .find(|r| keep(r))
+                .or(ladder.first())?
+                .id;
             return (target != cur).then_some(Decision {
                 target,
                 reason: Reason::Down,
-                estimate,
+                estimate: e_down,
             });
         }
-        let headroom = |r: &Rendition| r.bitrate as f64 * self.cfg.up_factor <= e as f64;
-        if !ladder.get(ci + 1).is_some_and(headroom) {
+        let up_horizon = 2.0 * cfg.min_switch_interval as f64 / SECOND as f64;
+        let up_ok = |r: &Rendition| {
+            e_up.is_some_and(|e| r.bitrate as f64 * cfg.up_factor <= e as f64)
+                || fits_queue(r, up_horizon)
+        };
+        if !ladder.get(ci + 1).is_some_and(up_ok) {
             self.up_since = None;
             return None;
         }
@@ -429,17 +567,17 @@ impl Policy {
             _ => now,
         };
         self.up_since = Some((since, cur));
-        let interval = self.cfg.min_switch_interval;
+        let interval = cfg.min_switch_interval;
         let held = now - since >= interval;
         let spaced = self.last_switch.is_none_or(|l| now - l >= interval);
         if !(held && spaced) {
             return None;
         }
-        let target = ladder[ci + 1..].iter().rev().find(|r| headroom(r))?.id;
+        let target = ladder[ci + 1..].iter().rev().find(|r| up_ok(r))?.id;
         Some(Decision {
             target,
             reason: Reason::Up,
-            estimate,
+            estimate: e_up,
         })
     }
 }
@@ -593,6 +731,15 @@ mod tests {
         ]
     }
 
+    /// The threshold rules alone, with the old 5 s interval.
+    fn classic() -> Config {
+        Config {
+            max_queue_delay: 0,
+            min_switch_interval: 5 * SECOND,
+            ..Config::default()
+        }
+    }
+
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-6 * b.abs().max(1.0)
     }
@@ -689,16 +836,16 @@ mod tests {
 
     #[test]
     fn downswitch_is_immediate_and_goes_to_the_best_fit() {
-        let mut p = Policy::new(Config::default());
+        let mut p = Policy::new(classic());
         p.sample(0, 5 * MB);
         assert_eq!(p.decide(0, Some(2), &ladder()), None);
         p.note_switch(0);
-        // 4 Mb/s needs 4 / 0.85 = 4.71 Mb/s.
+        // 4 Mb/s needs 4 / 0.85 = 4.71 Mb/s: the latest sample is acted
+        // upon before the averages move.
         p.sample(SECOND, 4_600_000);
-        let d = p.decide(SECOND, Some(2), &ladder());
-        assert_eq!(d, None, "the estimate has not moved yet");
-        let d = p.decide(6 * SECOND, Some(2), &ladder()).unwrap();
+        let d = p.decide(SECOND, Some(2), &ladder()).unwrap();
         assert_eq!((d.target, d.reason), (1, Reason::Down));
+        assert!(p.estimate().unwrap() > 4_900_000);
         // A collapse goes straight to the best fit, the lowest if none.
         p.sample(7 * SECOND, 10_000);
         let d = p.decide(30 * SECOND, Some(2), &ladder()).unwrap();
@@ -711,7 +858,7 @@ mod tests {
         let cfg = Config {
             fast_half_life: 0.001,
             slow_half_life: 0.001,
-            ..Config::default()
+            ..classic()
         };
         let mut p = Policy::new(cfg);
         p.sample(0, MB);
@@ -746,6 +893,141 @@ mod tests {
         assert_eq!(q.decide(6 * SECOND, Some(1), &ladder()), None);
         assert_eq!(q.decide(10 * SECOND, Some(1), &ladder()), None);
         assert_eq!(q.decide(11 * SECOND, Some(1), &ladder()).unwrap().target, 2);
+    }
+
+    #[test]
+    fn queue_model_drains_at_each_sample_over_its_interval() {
+        let mut p = Policy::new(Config::default());
+        assert_eq!(p.queue_delay(), None);
+        p.sample(0, 2 * MB);
+        // 3 Mb/s for 2 s over a link reported at 2 Mb/s: 2 Mb queued, 1 s.
+        for k in 0..60 {
+            p.sent(k * SECOND / 30, 100_000);
+        }
+        p.decide(2 * SECOND, Some(0), &ladder());
+        assert!(
+            close(p.queue_delay().unwrap(), 1.0),
+            "{:?}",
+            p.queue_delay()
+        );
+        // A report at 3 s says the link carried only 1 Mb/s since 0 s:
+        // 6 Mb sent, 3 Mb carried, 3 s of queue at 1 Mb/s.
+        p.sample(3 * SECOND, MB);
+        assert!(
+            close(p.queue_delay().unwrap(), 3.0),
+            "{:?}",
+            p.queue_delay()
+        );
+        // Nothing more sent: it drains at 1 Mb/s, never below 0.
+        p.decide(5 * SECOND, Some(0), &ladder());
+        assert!(
+            close(p.queue_delay().unwrap(), 1.0),
+            "{:?}",
+            p.queue_delay()
+        );
+        p.decide(9 * SECOND, Some(0), &ladder());
+        assert_eq!(p.queue_delay(), Some(0.0));
+        p.retime();
+        p.reset();
+        assert_eq!(p.queue_delay(), None);
+    }
+
+    #[test]
+    fn queue_model_stays_bounded_without_samples() {
+        // One estimate (a property) and then 100 s of 30 sends a second:
+        // older sends are folded at that rate, with the same result.
+        let mut p = Policy::new(Config::default());
+        p.sample(0, 3 * MB);
+        for k in 0..3000 {
+            // 1.5 Mb/s for 50 s, then 4 Mb/s: 50 s x 1 Mb/s over.
+            let bits = if k < 1500 { 50_000 } else { 133_333 };
+            p.sent(k * SECOND / 30, bits);
+        }
+        assert!(p.queue.sends.len() <= QueueModel::MAX_SENDS);
+        p.decide(100 * SECOND, Some(0), &ladder());
+        let q = p.queue_delay().unwrap();
+        assert!((q - 50.0 / 3.0).abs() < 0.1, "{q}");
+    }
+
+    /// Sends `bps` on `cur` from `from` to `to` in 100 ms bursts, deciding
+    /// after each; the first decision and when it came.
+    fn run(p: &mut Policy, cur: u32, bps: u64, from: i64, to: i64) -> Option<(i64, Decision)> {
+        let step = SECOND / 10;
+        let mut t = from;
+        while t < to {
+            p.sent(t, bps / 10);
+            t += step;
+            if let Some(d) = p.decide(t, Some(cur), &ladder()) {
+                return Some((t, d));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn queue_budget_lets_a_rendition_above_the_estimate_run() {
+        // 0.8 / 2 / 4 Mb/s over a steady 3.5 Mb/s link: 4 Mb/s has no
+        // headroom (4 x 1.3 > 3.5) but only adds 0.5 Mb of queue a second.
+        let cfg = Config::default();
+        let mut p = Policy::new(cfg);
+        p.sample(0, 3_500_000);
+        p.note_switch(0);
+        // Held for min-switch-interval (2 s): the queue after 4 s at 4 Mb/s
+        // would be 2 Mb, 0.57 s, within the 1 s budget.
+        let (t, d) = run(&mut p, 1, 2 * MB, 0, 10 * SECOND).expect("an upswitch");
+        assert_eq!((d.target, d.reason), (2, Reason::Up));
+        assert_eq!(t, 2 * SECOND + SECOND / 10);
+        p.note_switch(t);
+        // Kept while a further second would keep the queue within 1 s:
+        // 0.5 Mb more a second, kept while 0.5 x s + 0.5 <= 3.5, s <= 6.
+        let (t2, d) = run(&mut p, 2, 4 * MB, t, 30 * SECOND).expect("a downswitch");
+        assert_eq!((d.target, d.reason), (1, Reason::Down));
+        let s = (t2 - t) as f64 / SECOND as f64;
+        assert!((5.5..=6.5).contains(&s), "down after {s} s at 4 Mb/s");
+        let q = p.queue_delay().unwrap();
+        assert!(q > 0.8 && q <= 1.0, "{q}");
+        // The same with the budget off: never above 0.85 x 3.5 Mb/s.
+        let mut c = Policy::new(Config {
+            max_queue_delay: 0,
+            ..cfg
+        });
+        c.sample(0, 3_500_000);
+        c.note_switch(0);
+        assert_eq!(run(&mut c, 1, 2 * MB, 0, 30 * SECOND), None);
+    }
+
+    #[test]
+    fn a_backlog_limits_downswitch_targets() {
+        let cfg = Config {
+            fast_half_life: 0.001,
+            slow_half_life: 0.001,
+            ..Config::default()
+        };
+        // 4 Mb/s on a 6 Mb/s link for 2 s, then a report that the link
+        // carried only 2 Mb/s since: 8 Mb sent, 4 Mb carried, 2 s queued.
+        // 2 Mb/s is over 0.85 x 2 and would keep 2 s queued: down to
+        // 0.8 Mb/s, which drains it.
+        let mut q = Policy::new(cfg);
+        q.sample(0, 6 * MB);
+        q.note_switch(0);
+        assert_eq!(run(&mut q, 2, 4 * MB, 0, 2 * SECOND), None);
+        q.sample(2 * SECOND, 2 * MB);
+        let d = q.decide(2 * SECOND, Some(2), &ladder()).unwrap();
+        assert_eq!((d.target, d.reason), (0, Reason::Down));
+        assert!(close(q.queue_delay().unwrap(), 2.0));
+        // Without the backlog (the link carried the 4 Mb/s) the same drop
+        // keeps 4 Mb/s only while it fits the empty queue, then goes to
+        // 2 Mb/s, which fits what little was queued.
+        let mut r = Policy::new(cfg);
+        r.sample(0, 6 * MB);
+        r.note_switch(0);
+        assert_eq!(run(&mut r, 2, 4 * MB, 0, 2 * SECOND), None);
+        r.sample(2 * SECOND, 4 * MB);
+        r.sample(2 * SECOND + 1, 2 * MB);
+        assert_eq!(r.decide(2 * SECOND + 1, Some(2), &ladder()), None);
+        let (t, d) = run(&mut r, 2, 4 * MB, 2 * SECOND, 4 * SECOND).unwrap();
+        assert_eq!((d.target, d.reason), (1, Reason::Down));
+        assert_eq!(t, 2 * SECOND + SECOND / 10);
     }
 
     #[test]

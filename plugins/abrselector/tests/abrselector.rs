@@ -420,6 +420,7 @@ fn property_steps_switch_down_and_up_in_order() {
             ("min-switch-interval", "1900000000"),
             ("up-factor", "1.2"),
             ("estimator", "none"),
+            ("max-queue-delay", "0"),
         ],
     );
     l.set_estimate(5 * MB);
@@ -538,6 +539,7 @@ fn up_factor_and_min_switch_interval_hold_off_upswitch() {
             ("min-switch-interval", "3000000000"),
             ("up-factor", "1.3"),
             ("estimator", "none"),
+            ("max-queue-delay", "0"),
         ],
     );
     l.set_estimate(1_500_000);
@@ -1194,7 +1196,7 @@ fn x264_renditions_decode_across_switches() {
         );
     }
     desc += &format!(
-        "abrselector name=abr estimator=none fast-half-life=0.1 slow-half-life=0.2 \
+        "abrselector name=abr estimator=none max-queue-delay=0 fast-half-life=0.1 slow-half-life=0.2 \
          min-switch-interval=1000000000 up-factor=1.2 bandwidth-estimate=1500000 \
          sink_0::bitrate=300000 sink_1::bitrate=600000 sink_2::bitrate=1200000 ! \
          tee name=o o. ! queue ! filesink location={} \

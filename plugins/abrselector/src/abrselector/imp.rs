@@ -28,9 +28,10 @@ pub(crate) const ESTIMATE_EVENT: &str = "abr-bandwidth-estimate";
 
 const DEFAULT_SAFETY_FACTOR: f64 = 0.85;
 const DEFAULT_UP_FACTOR: f64 = 1.3;
-const DEFAULT_MIN_SWITCH_INTERVAL: u64 = 5 * SECOND as u64;
+const DEFAULT_MIN_SWITCH_INTERVAL: u64 = 2 * SECOND as u64;
 const DEFAULT_FAST_HALF_LIFE: f64 = 2.0;
 const DEFAULT_SLOW_HALF_LIFE: f64 = 8.0;
+const DEFAULT_MAX_QUEUE_DELAY: u64 = SECOND as u64;
 
 /// Bit rate measurement: bytes over the PTS span of this much running time…
 const MEASURE_WINDOW: i64 = 3 * SECOND;
@@ -226,6 +227,7 @@ struct Settings {
     min_switch_interval: u64,
     fast_half_life: f64,
     slow_half_life: f64,
+    max_queue_delay: u64,
     force_key_unit: bool,
 }
 
@@ -239,6 +241,7 @@ impl Default for Settings {
             min_switch_interval: DEFAULT_MIN_SWITCH_INTERVAL,
             fast_half_life: DEFAULT_FAST_HALF_LIFE,
             slow_half_life: DEFAULT_SLOW_HALF_LIFE,
+            max_queue_delay: DEFAULT_MAX_QUEUE_DELAY,
             force_key_unit: false,
         }
     }
@@ -252,6 +255,7 @@ impl Settings {
             min_switch_interval: self.min_switch_interval.min(i64::MAX as u64) as i64,
             fast_half_life: self.fast_half_life,
             slow_half_life: self.slow_half_life,
+            max_queue_delay: self.max_queue_delay.min(i64::MAX as u64) as i64,
         }
     }
 }
@@ -1084,8 +1088,9 @@ impl AbrSelector {
         if let Some(s) = &ps.series {
             s.forwarded.inc();
         }
-        if b.rt.is_some() {
-            st.last_out_rt = b.rt;
+        if let Some(rt) = b.rt {
+            st.last_out_rt = Some(rt);
+            st.policy.sent(rt, b.buffer.size() as u64 * 8);
         }
         st.out.push_back(OutItem::Buffer(b));
     }
@@ -2159,6 +2164,7 @@ impl AbrSelector {
             .field("estimate", st.policy.estimate().unwrap_or(0))
             .field("estimate-fast", e.fast().unwrap_or(0))
             .field("estimate-slow", e.slow().unwrap_or(0))
+            .field("queue-delay", st.policy.queue_delay().unwrap_or(0.0))
             .field("switches", st.counts.switches_up + st.counts.switches_down)
             .field("switches-up", st.counts.switches_up)
             .field("switches-down", st.counts.switches_down)
@@ -2285,7 +2291,8 @@ impl ObjectImpl for AbrSelector {
                     .nick("Fast Half-Life")
                     .blurb(
                         "Half-life of the fast moving average of the estimate, in seconds of \
-                         running time (0.01 to 600); the estimate used is min(fast, slow)",
+                         running time (0.01 to 600); downswitches follow min(fast, latest \
+                         sample), upswitch headroom min(fast, slow)",
                     )
                     .minimum(0.01)
                     .maximum(600.0)
@@ -2301,6 +2308,19 @@ impl ObjectImpl for AbrSelector {
                     .minimum(0.01)
                     .maximum(3600.0)
                     .default_value(DEFAULT_SLOW_HALF_LIFE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-queue-delay")
+                    .nick("Max Queue Delay")
+                    .blurb(
+                        "Queue delay budget of the link model (what was sent against the \
+                         estimate), in ns (0 to 60 s; 0 turns it off): a rendition above \
+                         safety-factor x estimate is kept, or taken on an upswitch, while the \
+                         modelled queue stays within it; a longer queue forces a downswitch. \
+                         Set it below the receiver's buffer",
+                    )
+                    .maximum(60 * SECOND as u64)
+                    .default_value(DEFAULT_MAX_QUEUE_DELAY)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("force-key-unit")
@@ -2322,7 +2342,7 @@ impl ObjectImpl for AbrSelector {
                     .nick("Statistics")
                     .blurb(
                         "current, pending (pad names), estimate, estimate-fast, estimate-slow \
-                         (bits/s), switches, switches-up, switches-down, buffers-forwarded, \
+                         (bits/s), queue-delay (modelled, s), switches, switches-up, switches-down, buffers-forwarded, \
                          buffers-dropped, parameter-sets-inserted, and per pad in \"renditions\"",
                     )
                     .read_only()
@@ -2350,6 +2370,7 @@ impl ObjectImpl for AbrSelector {
             "min-switch-interval" => s.min_switch_interval = value.get().expect("type checked"),
             "fast-half-life" => s.fast_half_life = value.get().expect("type checked"),
             "slow-half-life" => s.slow_half_life = value.get().expect("type checked"),
+            "max-queue-delay" => s.max_queue_delay = value.get().expect("type checked"),
             "force-key-unit" => s.force_key_unit = value.get().expect("type checked"),
             _ => unimplemented!(),
         }
@@ -2373,6 +2394,7 @@ impl ObjectImpl for AbrSelector {
             "min-switch-interval" => s.min_switch_interval.to_value(),
             "fast-half-life" => s.fast_half_life.to_value(),
             "slow-half-life" => s.slow_half_life.to_value(),
+            "max-queue-delay" => s.max_queue_delay.to_value(),
             "force-key-unit" => s.force_key_unit.to_value(),
             _ => unimplemented!(),
         }

@@ -101,18 +101,37 @@
 //! ## Policy
 //! Fast and slow exponentially weighted moving averages of the estimate,
 //! weighted by the running time each sample held (half-lives
-//! `fast-half-life`, default 2 s, and `slow-half-life`, default 8 s); the
-//! estimate used is the smaller. With renditions sorted by bit rate:
+//! `fast-half-life`, default 2 s, and `slow-half-life`, default 8 s).
+//! Drops are acted upon at once, rises at the slow pace: downswitches use
+//! `Ed` = min(fast, latest sample), upswitch headroom `Eu` = min(fast, slow).
+//!
+//! A queue model follows the link: what the element sends (bits at their
+//! running time) against the estimate, each new sample re-draining the
+//! interval since the previous one at its own rate (a receiver report
+//! describes the interval it measured). A rendition *fits the queue* over
+//! `h` s when the modelled queue delay after sending it for `h` s at `Ed`
+//! stays within `max-queue-delay` (default 1 s, 0 turns it off; set it
+//! below the receiver's buffer). With renditions sorted by bit rate:
 //! - downswitch, at the target's next keyframe, when the current
-//!   rendition's bit rate > `safety-factor` x estimate, to the highest
-//!   rendition <= `safety-factor` x estimate (the lowest if none fits);
-//! - upswitch only when the next higher rendition's bit rate x `up-factor`
-//!   <= estimate holds continuously for `min-switch-interval`, and not
-//!   within `min-switch-interval` of the last switch, to the highest
-//!   rendition with that headroom;
-//! - the first selection: the highest rendition that fits, or the highest
-//!   of all without an estimate (until bit rates are known, the first
-//!   rendition with a usable keyframe).
+//!   rendition's bit rate > `safety-factor` x `Ed` and it does not fit the
+//!   queue over the next second, to the highest lower rendition that is
+//!   under `safety-factor` x `Ed` or fits the queue over a second (the
+//!   lowest if none);
+//! - upswitch when the next higher rendition has headroom (bit rate x
+//!   `up-factor` <= `Eu`) or fits the queue over 2 x `min-switch-interval`,
+//!   continuously for `min-switch-interval` (default 2 s), and not within
+//!   `min-switch-interval` of the last switch, to the highest rendition
+//!   that qualifies the same way;
+//! - the first selection: the highest rendition under `safety-factor` x
+//!   `Ed`, or the highest of all without an estimate (until bit rates are
+//!   known, the first rendition with a usable keyframe).
+//!
+//! The queue budget lets a rendition a little above the estimate run on
+//! the receiver's buffer for a while and forces a downswitch when the
+//! backlog grows too long; on the 22 traces of `tests/tests/abr_traces.rs`
+//! it raises mean QoE from 121 (`max-queue-delay=0`) to 157, against 148
+//! for a plain 0.9 x throughput rule, with 1.02 s of stall per 90 s trace
+//! (0.68 with the queue off, 0.79 for the rule).
 //!
 //! With `force-key-unit=true`, a decided switch sends an upstream
 //! `GstForceKeyUnit` event (`all-headers=true`) on the target's pad, so its
