@@ -32,6 +32,11 @@
 //! re-drains that interval at its own rate: a capacity drop shows at once as
 //! the backlog it caused. The modelled queue delay is `queue / estimate`.
 //!
+//! The queue rules below apply only while samples keep coming (the latest
+//! at most max(2 s, 2 x `min_switch_interval`) old): with one static
+//! estimate, such as a property set once, nothing would correct the model,
+//! and the policy is the threshold rule.
+//!
 //! # Decisions ([`Policy::decide`])
 //!
 //! Renditions are sorted by bit rate. With the fast and slow averages `F`,
@@ -326,6 +331,8 @@ pub struct Policy {
     up_since: Option<(i64, u32)>,
     last_switch: Option<i64>,
     queue: QueueModel,
+    /// Time of the latest [`sample`](Self::sample).
+    sampled_at: Option<i64>,
 }
 
 /// The [queue model](self#queue-model): the queue as of the last sample and
@@ -399,6 +406,7 @@ impl Policy {
             up_since: None,
             last_switch: None,
             queue: QueueModel::default(),
+            sampled_at: None,
         }
     }
 
@@ -425,6 +433,7 @@ impl Policy {
     /// also re-drains the [queue model](self#queue-model) since the last
     /// sample at `bps`.
     pub fn sample(&mut self, t: i64, bps: u64) {
+        self.sampled_at = Some(t);
         self.queue.rebase(t, bps);
         self.estimator.sample(t, bps);
     }
@@ -478,6 +487,7 @@ impl Policy {
         self.up_since = None;
         self.last_switch = None;
         self.queue = QueueModel::default();
+        self.sampled_at = None;
     }
 
     /// Forgets the estimate, the queue model and the switch history.
@@ -486,6 +496,7 @@ impl Policy {
         self.up_since = None;
         self.last_switch = None;
         self.queue = QueueModel::default();
+        self.sampled_at = None;
     }
 
     /// The rendition to move to at `now`, given the `current` one (`None`
@@ -510,9 +521,13 @@ impl Policy {
         let e_up = self.estimator.estimate();
         let cfg = self.cfg;
         let queued = self.queue.at(now, latest);
+        // The queue rules need feedback: samples that keep coming.
+        let live = self
+            .sampled_at
+            .is_some_and(|t| now - t <= (2 * cfg.min_switch_interval).max(2 * SECOND));
         // Does `r` keep the modelled queue delay within budget after `h` s?
         let fits_queue = |r: &Rendition, h: f64| match e_down {
-            Some(e) if cfg.max_queue_delay > 0 && e > 0 => {
+            Some(e) if live && cfg.max_queue_delay > 0 && e > 0 => {
                 let e = e as f64;
                 (queued + (r.bitrate as f64 - e) * h) / e
                     <= cfg.max_queue_delay as f64 / SECOND as f64
@@ -952,11 +967,26 @@ mod tests {
     /// Sends `bps` on `cur` from `from` to `to` in 100 ms bursts, deciding
     /// after each; the first decision and when it came.
     fn run(p: &mut Policy, cur: u32, bps: u64, from: i64, to: i64) -> Option<(i64, Decision)> {
+        run_reported(p, cur, bps, from, to, None)
+    }
+
+    /// [`run`], with a sample of `report` bits/s at every whole second.
+    fn run_reported(
+        p: &mut Policy,
+        cur: u32,
+        bps: u64,
+        from: i64,
+        to: i64,
+        report: Option<u64>,
+    ) -> Option<(i64, Decision)> {
         let step = SECOND / 10;
         let mut t = from;
         while t < to {
             p.sent(t, bps / 10);
             t += step;
+            if let Some(r) = report.filter(|_| t % SECOND == 0) {
+                p.sample(t, r);
+            }
             if let Some(d) = p.decide(t, Some(cur), &ladder()) {
                 return Some((t, d));
             }
@@ -974,13 +1004,14 @@ mod tests {
         p.note_switch(0);
         // Held for min-switch-interval (2 s): the queue after 4 s at 4 Mb/s
         // would be 2 Mb, 0.57 s, within the 1 s budget.
-        let (t, d) = run(&mut p, 1, 2 * MB, 0, 10 * SECOND).expect("an upswitch");
+        let link = Some(3_500_000);
+        let (t, d) = run_reported(&mut p, 1, 2 * MB, 0, 10 * SECOND, link).expect("an upswitch");
         assert_eq!((d.target, d.reason), (2, Reason::Up));
         assert_eq!(t, 2 * SECOND + SECOND / 10);
         p.note_switch(t);
         // Kept while a further second would keep the queue within 1 s:
         // 0.5 Mb more a second, kept while 0.5 x s + 0.5 <= 3.5, s <= 6.
-        let (t2, d) = run(&mut p, 2, 4 * MB, t, 30 * SECOND).expect("a downswitch");
+        let (t2, d) = run_reported(&mut p, 2, 4 * MB, t, 30 * SECOND, link).expect("a downswitch");
         assert_eq!((d.target, d.reason), (1, Reason::Down));
         let s = (t2 - t) as f64 / SECOND as f64;
         assert!((5.5..=6.5).contains(&s), "down after {s} s at 4 Mb/s");
@@ -993,7 +1024,26 @@ mod tests {
         });
         c.sample(0, 3_500_000);
         c.note_switch(0);
-        assert_eq!(run(&mut c, 1, 2 * MB, 0, 30 * SECOND), None);
+        assert_eq!(run_reported(&mut c, 1, 2 * MB, 0, 30 * SECOND, link), None);
+    }
+
+    #[test]
+    fn a_static_estimate_never_runs_over_it() {
+        // One sample at 0 and none after: the model is not trusted beyond
+        // max(2 s, 2 x min-switch-interval), so from 4 s on 4 Mb/s is never
+        // taken on 3.5 Mb/s.
+        let mut p = Policy::new(Config::default());
+        p.sample(0, 3_500_000);
+        p.note_switch(0);
+        // While the sample is fresh the queue rule applies.
+        let (t, d) = run(&mut p, 1, 2 * MB, 0, 10 * SECOND).unwrap();
+        assert_eq!((t, d.target), (2 * SECOND + SECOND / 10, 2));
+        p.note_switch(t);
+        assert_eq!(run(&mut p, 1, 2 * MB, 10 * SECOND, 60 * SECOND), None);
+        // A current rendition over the estimate goes down at once.
+        let (t, d) = run(&mut p, 2, 4 * MB, 60 * SECOND, 70 * SECOND).unwrap();
+        assert_eq!((d.target, d.reason), (1, Reason::Down));
+        assert_eq!(t, 60 * SECOND + SECOND / 10);
     }
 
     #[test]

@@ -2316,8 +2316,8 @@ impl ObjectImpl for AbrSelector {
                         "Queue delay budget of the link model (what was sent against the \
                          estimate), in ns (0 to 60 s; 0 turns it off): a rendition above \
                          safety-factor x estimate is kept, or taken on an upswitch, while the \
-                         modelled queue stays within it; a longer queue forces a downswitch. \
-                         Set it below the receiver's buffer",
+                         modelled queue stays within it and estimates keep coming; a longer \
+                         queue makes it go down. Set it below the receiver's buffer",
                     )
                     .maximum(60 * SECOND as u64)
                     .default_value(DEFAULT_MAX_QUEUE_DELAY)

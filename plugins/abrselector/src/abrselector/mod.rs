@@ -111,7 +111,10 @@
 //! describes the interval it measured). A rendition *fits the queue* over
 //! `h` s when the modelled queue delay after sending it for `h` s at `Ed`
 //! stays within `max-queue-delay` (default 1 s, 0 turns it off; set it
-//! below the receiver's buffer). With renditions sorted by bit rate:
+//! below the receiver's buffer). The queue rules apply only while estimate
+//! samples keep coming (the latest at most max(2 s, 2 x
+//! `min-switch-interval`) old): with a static `bandwidth-estimate` nothing
+//! would correct the model. With renditions sorted by bit rate:
 //! - downswitch, at the target's next keyframe, when the current
 //!   rendition's bit rate > `safety-factor` x `Ed` and it does not fit the
 //!   queue over the next second, to the highest lower rendition that is
