@@ -20,9 +20,10 @@
 //! 0.85/1.3: initial sink_2 (3.5 <= 0.85 x 5), down to sink_0 at 1 Mb/s
 //! (only 0.6 fits 0.85), up to sink_1 at 3 (1.5 x 1.3 <= 3 < 3.5 x 1.3),
 //! down to sink_0 at 0.5 (nothing fits: the lowest), up to sink_2 at 5.
-//! Observed: switches at 0, 6, 12, 16, 22 s (a downswitch misses the
-//! keyframe at the step itself, as the estimate needs a frame or two to
-//! fall, and lands on the next one; an upswitch after the 1.5 s hold).
+//! Observed: switches at 0, 6, 12, 15 or 16, 22 s (a downswitch acts on
+//! the latest estimate: it lands on the keyframe at the step when the
+//! estimate reaches the element before that keyframe, else on the next; an
+//! upswitch after the 1.5 s hold).
 //!
 //! Checked:
 //! - the `abr-switch` messages: (to, reason) as the policy rules give for

@@ -1164,7 +1164,7 @@ impl AbrSelector {
                 .field("reason", reason.as_str())
                 .field(
                     "estimate",
-                    st.policy.estimate().or(sw.estimate).unwrap_or(0),
+                    sw.estimate.or(st.policy.estimate()).unwrap_or(0),
                 )
                 .field("running-time", clock_time(Some(t)))
                 .build(),

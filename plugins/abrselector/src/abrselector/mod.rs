@@ -144,8 +144,9 @@
 //! Every switch (including the first selection) posts an element message
 //! `abr-switch` with `from` (pad name, NULL for the first), `to`,
 //! `from-bitrate` and `to-bitrate` (guint64 bits/s, 0 unknown), `reason`
-//! ("initial", "down", "up"), `estimate` (guint64 bits/s at the switch, 0
-//! none) and `running-time` (guint64 ns, the switch instant `T`), and
+//! ("initial", "down", "up"), `estimate` (guint64 bits/s, the estimate the
+//! switch was decided on: min(fast, latest) for a downswitch, min(fast,
+//! slow) for an upswitch; 0 none) and `running-time` (guint64 ns, the switch instant `T`), and
 //! notifies `current`.
 //!
 //! Metrics in the process-wide registry (labels `pipeline`, `element`,
