@@ -694,19 +694,42 @@ fn run_recipes(name: &str, extra: &[&str], drop: &str) -> Result<String, String>
             })
             .collect()
     };
-    let gave_up = seqs_after("gave up packet");
+    // A packet given up while media still flows is a failure. One given up
+    // after the media stopped (the decoder logs how long it has been idle)
+    // is in the stream's tail, whose FEC the sender never completed: it is
+    // only counted against `unrecoverable` above.
+    let (tail, gave_up): (Vec<(u32, u64)>, Vec<(u32, u64)>) = {
+        let text = read("recv.err") + &read("recv.log");
+        text.lines()
+            .filter_map(|l| l.split("gave up packet ").nth(1))
+            .filter_map(|r| {
+                let (seq, rest) = r.split_once(' ')?;
+                let idle = rest
+                    .split("Some(")
+                    .nth(1)
+                    .and_then(|v| v.split(')').next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                Some((seq.parse().ok()?, idle))
+            })
+            .partition(|&(_, idle)| idle >= TAIL_IDLE_MS)
+    };
     let rebuilt = seqs_after("recovered packet");
     if !gave_up.is_empty() {
         problems.push(format!(
-            "decoder gave up {gave_up:?}; it recovered {} packets, sequence numbers {:?}",
+            "decoder gave up (sequence number, ms the media had been idle) {gave_up:?} while \
+             media flowed; it recovered {} packets, sequence numbers {:?}",
             rebuilt.len(),
             rebuilt
         ));
     }
     let summary = format!(
         "{name:<10} drop {drop}: {received} received, {recovered} recovered by FEC, \
-         {unrecoverable} unrecoverable, {rtx} retransmitted; encoder sent {fec_sent} FEC packets; \
+         {unrecoverable} unrecoverable ({} given up after the media stopped), {rtx} \
+         retransmitted; \
+         encoder sent {fec_sent} FEC packets; \
          TS: {video} video frames, audio {audio}, ffmpeg decode {}",
+        tail.len(),
         if errors.is_empty() {
             "clean"
         } else {
@@ -724,6 +747,10 @@ fn run_recipes(name: &str, extra: &[&str], drop: &str) -> Result<String, String>
         ))
     }
 }
+
+/// A packet given up this long after the last media packet arrived is in
+/// the tail of the stream (the sender has stopped), ms.
+const TAIL_IDLE_MS: u64 = 200;
 
 /// `pipelines/st2022fec-send.sh` to `pipelines/st2022fec-recv.sh` on
 /// loopback, media dropped at random before the receiver (`--drop`): 1 %

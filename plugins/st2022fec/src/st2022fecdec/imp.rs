@@ -195,6 +195,9 @@ struct State {
     /// A deadline the timer thread found due that released nothing (a
     /// clock change); not waited for again.
     timer_stale: Option<u64>,
+    /// Clock time of the latest media packet, ns (for the debug log: a
+    /// packet given up long after the media stopped is the stream's tail).
+    last_media_at: Option<u64>,
     /// What the timer thread's last push returned, for the next chain call.
     timer_flow: Result<gst::FlowSuccess, gst::FlowError>,
 }
@@ -219,6 +222,7 @@ impl State {
             waiting: None,
             timer_idle: false,
             timer_stale: None,
+            last_media_at: None,
             timer_flow: Ok(gst::FlowSuccess::Ok),
         }
     }
@@ -388,7 +392,16 @@ impl St2022FecDec {
                     bufs.push(b);
                 }
                 Output::Lost { seq } => {
-                    gst::debug!(CAT, imp = self, "gave up packet {}", seq);
+                    let idle = st
+                        .last_media_at
+                        .map(|t| self.now().saturating_sub(t) / 1_000_000);
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "gave up packet {} (media idle {:?} ms)",
+                        seq,
+                        idle
+                    );
                 }
                 // Out of order, after their place was given up: sent with
                 // their own (or the latest) timestamps, which do not move
@@ -450,6 +463,7 @@ impl St2022FecDec {
                 _ => {}
             }
             let now = self.now();
+            st.last_media_at = Some(now);
             let mut out = Vec::new();
             let res = match buffer.into_mapped_buffer_readable() {
                 Ok(m) => st
