@@ -698,7 +698,7 @@ fn run_recipes(name: &str, extra: &[&str], drop: &str) -> Result<String, String>
     // after the media stopped (the decoder logs how long it has been idle)
     // is in the stream's tail, whose FEC the sender never completed: it is
     // only counted against `unrecoverable` above.
-    let (tail, gave_up): (Vec<(u32, u64)>, Vec<(u32, u64)>) = {
+    let (tail, gave_up): (GaveUp, GaveUp) = {
         let text = read("recv.err") + &read("recv.log");
         text.lines()
             .filter_map(|l| l.split("gave up packet ").nth(1))
@@ -747,6 +747,9 @@ fn run_recipes(name: &str, extra: &[&str], drop: &str) -> Result<String, String>
         ))
     }
 }
+
+/// Packets the decoder gave up: (sequence number, ms the media had been idle).
+type GaveUp = Vec<(u32, u64)>;
 
 /// A packet given up this long after the last media packet arrived is in
 /// the tail of the stream (the sender has stopped), ms.
