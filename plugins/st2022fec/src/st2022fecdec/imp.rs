@@ -365,6 +365,16 @@ impl St2022FecDec {
 
     /// Turns decoder output into buffers: received media as it came,
     /// rebuilt packets with the timestamps of the buffer before them.
+    /// After a packet or a drain, in the streaming thread: the decoder's
+    /// output as buffers, the counters reported, and the timer told about
+    /// the new earliest deadline.
+    fn settle(&self, st: &mut State, out: Vec<Output<Packet>>) -> Vec<gst::Buffer> {
+        let bufs = self.to_buffers(st, out);
+        Self::update_counters(st);
+        self.kick(st);
+        bufs
+    }
+
     fn to_buffers(&self, st: &mut State, out: Vec<Output<Packet>>) -> Vec<gst::Buffer> {
         let mut bufs: Vec<gst::Buffer> = Vec::with_capacity(out.len());
         let mut untimed = false;
@@ -483,10 +493,7 @@ impl St2022FecDec {
                     warn = Some(e);
                 }
             }
-            let bufs = self.to_buffers(&mut st, out);
-            Self::update_counters(&mut st);
-            self.kick(&st);
-            bufs
+            self.settle(&mut st, out)
         };
         if let Some(e) = warn {
             gst::element_imp_warning!(
@@ -553,10 +560,7 @@ impl St2022FecDec {
                     }
                 }
             }
-            let bufs = self.to_buffers(&mut st, out);
-            Self::update_counters(&mut st);
-            self.kick(&st);
-            bufs
+            self.settle(&mut st, out)
         };
         if let Some(e) = warn {
             gst::element_imp_warning!(
@@ -586,10 +590,7 @@ impl St2022FecDec {
             }
             let mut out = Vec::new();
             st.decoder.drain(&mut out);
-            let bufs = self.to_buffers(&mut st, out);
-            Self::update_counters(&mut st);
-            self.kick(&st);
-            bufs
+            self.settle(&mut st, out)
         };
         self.push_all(bufs)
     }
