@@ -337,6 +337,48 @@ fn encoder_sends_media_unchanged_and_fec_per_matrix() {
     );
 }
 
+/// A packet in several memories (an RTP header and its payload apart, as
+/// payloaders can make them) gets the same FEC as the same bytes in one.
+#[test]
+fn encoder_reads_packets_split_over_memories() {
+    init();
+    let props = [
+        ("columns", "4"),
+        ("rows", "5"),
+        ("column-layout", "block-aligned"),
+    ];
+    let media = media(100, 2 * 4 * 5);
+    let fec_of = |wire: Vec<Wire>| -> Vec<Vec<u8>> {
+        wire.into_iter()
+            .filter_map(|w| match w {
+                Wire::Media(_) => None,
+                Wire::Column(b) | Wire::Row(b) => Some(b),
+            })
+            .collect()
+    };
+    let expected = fec_of(encode(&props, &media));
+    assert_eq!(expected.len(), 2 * (4 + 5));
+
+    let mut e = encoder(&props);
+    let mut got = Vec::new();
+    for (i, m) in media.iter().enumerate() {
+        let mut b = gst::Buffer::new();
+        {
+            let b = b.get_mut().unwrap();
+            b.append_memory(gst::Memory::from_slice(m[..12].to_vec()));
+            b.append_memory(gst::Memory::from_slice(m[12..].to_vec()));
+            b.set_pts(pts_of(i));
+        }
+        assert_eq!(b.n_memory(), 2);
+        e.media.push(b).unwrap();
+        assert_eq!(bytes(&e.media.pull().unwrap()), *m);
+        got.extend(pull_all(&mut e.column).iter().map(bytes));
+        got.extend(pull_all(&mut e.row).iter().map(bytes));
+    }
+    assert_eq!(got, expected);
+    assert_eq!(stat(&e.el, "media-packets"), media.len() as u64);
+}
+
 /// The FEC header's recovery fields and payload are the XOR of the
 /// protected packets' (RFC 2733 / ST 2022-1).
 fn check_recovery_fields(f: &gstst2022fec::fec::FecPacket<'_>, protected: &[&Vec<u8>]) {

@@ -390,9 +390,18 @@ impl St2022FecEnc {
             st.last_pts = pts;
             st.last_dts = dts;
             let mut fec = Vec::new();
-            let res = match buffer.map_readable() {
-                Ok(map) => enc.push(&map, &mut fec).map_err(|e| e.to_string()),
-                Err(_) => Err("buffer not readable".to_string()),
+            // A packet is one memory: mapping it alone skips the reference
+            // to the memory that mapping the buffer takes and drops.
+            let res = if buffer.n_memory() == 1 {
+                match buffer.peek_memory(0).map_readable() {
+                    Ok(map) => enc.push(&map, &mut fec).map_err(|e| e.to_string()),
+                    Err(_) => Err("buffer not readable".to_string()),
+                }
+            } else {
+                match buffer.map_readable() {
+                    Ok(map) => enc.push(&map, &mut fec).map_err(|e| e.to_string()),
+                    Err(_) => Err("buffer not readable".to_string()),
+                }
             };
             let fec = if fec.is_empty() {
                 Vec::new()
