@@ -765,6 +765,106 @@ fn decoder_gives_up_after_latency_on_clock() {
     );
 }
 
+/// Serialized events keep their place among the media packets: one that
+/// comes in while packets before it are held (waiting for the first latency
+/// period, or behind a loss) goes out after them, not ahead; with nothing
+/// held it goes straight through. A flush drops a held event unless it is
+/// sticky.
+#[test]
+fn decoder_keeps_serialized_events_in_order() {
+    use std::sync::{Arc, Mutex};
+    init();
+    let mut dec = decoder(&[("latency", "100"), ("latency-matrices", "0")]);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let srcpad = dec.el.static_pad("src").unwrap();
+    let log = seen.clone();
+    srcpad.add_probe(
+        gst::PadProbeType::BUFFER
+            | gst::PadProbeType::EVENT_DOWNSTREAM
+            | gst::PadProbeType::EVENT_FLUSH,
+        move |_, info| {
+            let entry = match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => Some(format!("b{}", seq(&bytes(b)))),
+                Some(gst::PadProbeData::Event(e)) => match e.view() {
+                    gst::EventView::CustomDownstream(c) => Some(
+                        c.structure()
+                            .map(|s| s.name().to_string())
+                            .unwrap_or_default(),
+                    ),
+                    gst::EventView::Tag(_) => Some("tag".into()),
+                    gst::EventView::FlushStop(_) => Some("flush-stop".into()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(entry) = entry {
+                log.lock().unwrap().push(entry);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+    // What the timer thread sends after a crank: wait for `n` entries.
+    let take_n = |n: usize| {
+        let t0 = std::time::Instant::now();
+        while seen.lock().unwrap().len() < n && t0.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        take()
+    };
+    let marker = |name: &str| gst::event::CustomDownstream::new(gst::Structure::new_empty(name));
+    let media = media(500, 12);
+    let push = |dec: &mut Dec, i: usize| {
+        dec.media.push(buffer(&media[i], Some(pts_of(i)))).unwrap();
+    };
+
+    // Output waits for the first latency period: the event waits with it.
+    for i in 0..5 {
+        push(&mut dec, i);
+    }
+    assert!(dec.media.push_event(marker("e1")));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(take(), Vec::<String>::new(), "all held");
+    dec.media.crank_single_clock_wait().unwrap();
+    assert_eq!(take_n(6), ["b500", "b501", "b502", "b503", "b504", "e1"]);
+
+    // Packet 5 is lost: 6..9 and the events after them wait behind it.
+    for i in 6..10 {
+        push(&mut dec, i);
+    }
+    assert!(dec.media.push_event(marker("e2")));
+    let tags = gst::TagList::new();
+    assert!(dec.media.push_event(gst::event::Tag::new(tags)));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(take(), Vec::<String>::new(), "held behind the loss");
+    dec.media.crank_single_clock_wait().unwrap();
+    assert_eq!(take_n(6), ["b506", "b507", "b508", "b509", "e2", "tag"]);
+    assert_eq!(stat(&dec.el, "unrecoverable"), 1);
+
+    // Nothing held: straight through, in order.
+    push(&mut dec, 10);
+    assert!(dec.media.push_event(marker("e3")));
+    assert_eq!(take(), ["b510", "e3"]);
+
+    // A flush while an event is held: the custom event is dropped, the
+    // sticky tag event is sent after the flush.
+    push(&mut dec, 11);
+    let _ = take();
+    // 12 is missing, 13 arrives: 13 and the events wait.
+    let p13 = media_packet(500, 13);
+    dec.media.push(buffer(&p13, Some(pts_of(13)))).unwrap();
+    assert!(dec.media.push_event(marker("e4")));
+    let mut tags = gst::TagList::new();
+    tags.get_mut()
+        .unwrap()
+        .add::<gst::tags::Title>(&"after flush", gst::TagMergeMode::Replace);
+    assert!(dec.media.push_event(gst::event::Tag::new(tags)));
+    assert_eq!(take(), Vec::<String>::new(), "held behind 512");
+    assert!(dec.media.push_event(gst::event::FlushStart::new()));
+    assert!(dec.media.push_event(gst::event::FlushStop::new(true)));
+    assert_eq!(take(), ["flush-stop", "tag"]);
+}
+
 /// With the packet limit, a missing packet is given up as soon as
 /// `latency-matrices` L x D matrices of newer media arrived, without
 /// waiting for the clock; a late arrival of it afterwards is counted as

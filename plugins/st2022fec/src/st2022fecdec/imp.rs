@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -200,6 +201,12 @@ struct State {
     last_media_at: Option<u64>,
     /// What the timer thread's last push returned, for the next chain call.
     timer_flow: Result<gst::FlowSuccess, gst::FlowError>,
+    /// Media positions that have left in sequence order (sent, rebuilt or
+    /// given up) since the stream started.
+    released: u64,
+    /// Serialized events that came in while packets before them were held,
+    /// each with the `released` count after which it goes out.
+    held_events: VecDeque<(u64, gst::Event)>,
 }
 
 impl State {
@@ -224,6 +231,8 @@ impl State {
             timer_stale: None,
             last_media_at: None,
             timer_flow: Ok(gst::FlowSuccess::Ok),
+            released: 0,
+            held_events: VecDeque::new(),
         }
     }
 }
@@ -368,17 +377,27 @@ impl St2022FecDec {
     /// After a packet or a drain, in the streaming thread: the decoder's
     /// output as buffers, the counters reported, and the timer told about
     /// the new earliest deadline.
-    fn settle(&self, st: &mut State, out: Vec<Output<Packet>>) -> Vec<gst::Buffer> {
+    fn settle(&self, st: &mut State, out: Vec<Output<Packet>>) -> Vec<Item> {
         let bufs = self.to_buffers(st, out);
         Self::update_counters(st);
         self.kick(st);
         bufs
     }
 
-    fn to_buffers(&self, st: &mut State, out: Vec<Output<Packet>>) -> Vec<gst::Buffer> {
+    /// Turns decoder output into what the source pad sends, with the held
+    /// serialized events whose packets have all left placed after them.
+    fn to_buffers(&self, st: &mut State, out: Vec<Output<Packet>>) -> Vec<Item> {
         let mut bufs: Vec<gst::Buffer> = Vec::with_capacity(out.len());
+        // Events go after the buffer at this index of `bufs`.
+        let mut events: Vec<(usize, gst::Event)> = Vec::new();
         let mut untimed = false;
         for o in out {
+            if matches!(
+                o,
+                Output::Media(_) | Output::Recovered(_) | Output::Lost { .. }
+            ) {
+                st.released += 1;
+            }
             match o {
                 Output::Media(p) => {
                     let b = p.into_buffer();
@@ -432,6 +451,18 @@ impl St2022FecDec {
                     bufs.push(b);
                 }
             }
+            while st
+                .held_events
+                .front()
+                .is_some_and(|(at, _)| *at <= st.released)
+            {
+                let (_, e) = st.held_events.pop_front().expect("front");
+                events.push((bufs.len(), e));
+            }
+        }
+        if st.decoder.pending() == 0 {
+            // Nothing is held any more: neither is any event.
+            events.extend(st.held_events.drain(..).map(|(_, e)| (bufs.len(), e)));
         }
         if untimed {
             // Rebuilt packets before any timestamped buffer: take the
@@ -446,15 +477,37 @@ impl St2022FecDec {
                 }
             }
         }
-        bufs
+        if events.is_empty() {
+            return bufs.into_iter().map(Item::Buffer).collect();
+        }
+        let mut items = Vec::with_capacity(bufs.len() + events.len());
+        let mut events = events.into_iter().peekable();
+        for (i, b) in bufs.into_iter().enumerate() {
+            while let Some((_, e)) = events.next_if(|(at, _)| *at <= i) {
+                items.push(Item::Event(e));
+            }
+            items.push(Item::Buffer(b));
+        }
+        items.extend(events.map(|(_, e)| Item::Event(e)));
+        items
     }
 
-    fn push_all(&self, bufs: Vec<gst::Buffer>) -> Result<gst::FlowSuccess, gst::FlowError> {
+    /// Sends `items` in order. After a buffer push fails, the remaining
+    /// buffers are dropped and the events still sent (sticky ones must reach
+    /// the pad); returns the first failure.
+    fn push_all(&self, items: Vec<Item>) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut ret = Ok(gst::FlowSuccess::Ok);
-        for b in bufs {
-            ret = self.srcpad.push(b);
-            if ret.is_err() {
-                break;
+        for item in items {
+            match item {
+                Item::Buffer(b) => {
+                    if ret.is_ok() {
+                        ret = self.srcpad.push(b);
+                    }
+                }
+                Item::Event(e) => {
+                    gst::log!(CAT, imp = self, "sending held {:?} event", e.type_());
+                    self.srcpad.push_event(e);
+                }
             }
         }
         ret
@@ -585,7 +638,7 @@ impl St2022FecDec {
     fn drain(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         let bufs = {
             let mut st = self.state();
-            if st.decoder.pending() == 0 {
+            if st.decoder.pending() == 0 && st.held_events.is_empty() {
                 return Ok(gst::FlowSuccess::Ok);
             }
             let mut out = Vec::new();
@@ -608,16 +661,27 @@ impl St2022FecDec {
             }
             EventView::FlushStop(_) => {
                 let _push = self.push_guard();
-                {
+                let held = {
                     let mut st = self.state();
                     st.decoder.reset();
+                    st.released = 0;
+                    let held = std::mem::take(&mut st.held_events);
                     st.flushing = false;
                     st.timer_flow = Ok(gst::FlowSuccess::Ok);
                     st.last_pts = None;
                     st.last_dts = None;
                     self.kick(&st);
+                    held
+                };
+                let ret = self.srcpad.push_event(event);
+                // A flush drops the serialized events that were held, except
+                // sticky ones (tags, TOC), which stay with the stream.
+                for (_, e) in held {
+                    if e.is_sticky() {
+                        self.srcpad.push_event(e);
+                    }
                 }
-                self.srcpad.push_event(event)
+                ret
             }
             EventView::Eos(_)
             | EventView::Caps(_)
@@ -629,7 +693,25 @@ impl St2022FecDec {
                 self.srcpad.push_event(event)
             }
             _ if event.is_serialized() => {
+                // Goes out after the media received before it: held while
+                // packets before it are (a loss waiting for its FEC).
                 let _push = self.push_guard();
+                {
+                    let mut st = self.state();
+                    let pending = st.decoder.pending();
+                    if pending > 0 {
+                        let at = st.released + pending;
+                        gst::log!(
+                            CAT,
+                            imp = self,
+                            "holding {:?} event behind {} packets",
+                            event.type_(),
+                            pending
+                        );
+                        st.held_events.push_back((at, event));
+                        return true;
+                    }
+                }
                 gst::Pad::event_default(pad, Some(&*self.obj()), event)
             }
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
@@ -789,6 +871,13 @@ impl St2022FecDec {
             .field("pending", st.decoder.pending())
             .build()
     }
+}
+
+/// What goes out of the source pad, in order.
+enum Item {
+    Buffer(gst::Buffer),
+    /// A serialized event that waited for the packets received before it.
+    Event(gst::Event),
 }
 
 /// Sequence number of an RTP buffer, for logs.
@@ -1035,6 +1124,7 @@ impl ElementImpl for St2022FecDec {
             let mut st = self.state();
             st.running = false;
             st.decoder.reset();
+            st.held_events.clear();
             if let Some(series) = st.series.take() {
                 series.remove();
             }

@@ -38,8 +38,11 @@
 //! that arrive after their place in the output are counted as late and
 //! used only to help recover their neighbours. Malformed packets (media
 //! that is not RTP, FEC packets that fail the ST 2022-1 checks) are
-//! counted and ignored, with one warning message per pad kind. EOS sends
-//! what is held (missing packets given up); a flush forgets it.
+//! counted and ignored, with one warning message per pad kind. EOS,
+//! stream-start, caps and segment events send what is held (missing
+//! packets given up) before them; other serialized events (tags, custom
+//! events) wait while packets received before them are held, and follow
+//! them out. A flush forgets what is held, except sticky events.
 //!
 //! Counters in the process-wide metrics registry (labels `pipeline`,
 //! `element`, `stream`; stream `media` unless noted):
