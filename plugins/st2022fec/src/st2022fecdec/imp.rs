@@ -387,9 +387,7 @@ impl St2022FecDec {
     /// Turns decoder output into what the source pad sends, with the held
     /// serialized events whose packets have all left placed after them.
     fn to_buffers(&self, st: &mut State, out: Vec<Output<Packet>>) -> Vec<Item> {
-        let mut bufs: Vec<gst::Buffer> = Vec::with_capacity(out.len());
-        // Events go after the buffer at this index of `bufs`.
-        let mut events: Vec<(usize, gst::Event)> = Vec::new();
+        let mut items: Vec<Item> = Vec::with_capacity(out.len());
         let mut untimed = false;
         for o in out {
             if matches!(
@@ -407,7 +405,7 @@ impl St2022FecDec {
                     if b.dts().is_some() {
                         st.last_dts = b.dts();
                     }
-                    bufs.push(b);
+                    items.push(Item::Buffer(b));
                 }
                 Output::Recovered(bytes) => {
                     let mut b = gst::Buffer::from_mut_slice(bytes);
@@ -418,7 +416,7 @@ impl St2022FecDec {
                     }
                     untimed |= st.last_pts.is_none();
                     gst::trace!(CAT, imp = self, "recovered packet {:?}", rtp_seq(&b));
-                    bufs.push(b);
+                    items.push(Item::Buffer(b));
                 }
                 Output::Lost { seq } => {
                     let idle = st
@@ -438,7 +436,7 @@ impl St2022FecDec {
                 Output::Late(p) => {
                     let b = p.into_buffer();
                     gst::debug!(CAT, imp = self, "late packet {:?}", rtp_seq(&b));
-                    bufs.push(b);
+                    items.push(Item::Buffer(b));
                 }
                 Output::LateRecovered(bytes) => {
                     let mut b = gst::Buffer::from_mut_slice(bytes);
@@ -448,7 +446,7 @@ impl St2022FecDec {
                         b.set_dts(st.last_dts);
                     }
                     gst::debug!(CAT, imp = self, "late recovered packet {:?}", rtp_seq(&b));
-                    bufs.push(b);
+                    items.push(Item::Buffer(b));
                 }
             }
             while st
@@ -457,18 +455,19 @@ impl St2022FecDec {
                 .is_some_and(|(at, _)| *at <= st.released)
             {
                 let (_, e) = st.held_events.pop_front().expect("front");
-                events.push((bufs.len(), e));
+                items.push(Item::Event(e));
             }
         }
         if st.decoder.pending() == 0 {
             // Nothing is held any more: neither is any event.
-            events.extend(st.held_events.drain(..).map(|(_, e)| (bufs.len(), e)));
+            items.extend(st.held_events.drain(..).map(|(_, e)| Item::Event(e)));
         }
         if untimed {
             // Rebuilt packets before any timestamped buffer: take the
             // timestamps of the next one.
             let mut next: (Option<gst::ClockTime>, Option<gst::ClockTime>) = (None, None);
-            for b in bufs.iter_mut().rev() {
+            for item in items.iter_mut().rev() {
+                let Item::Buffer(b) = item else { continue };
                 if b.pts().is_some() {
                     next = (b.pts(), b.dts());
                 } else if let Some(bm) = b.get_mut() {
@@ -477,18 +476,6 @@ impl St2022FecDec {
                 }
             }
         }
-        if events.is_empty() {
-            return bufs.into_iter().map(Item::Buffer).collect();
-        }
-        let mut items = Vec::with_capacity(bufs.len() + events.len());
-        let mut events = events.into_iter().peekable();
-        for (i, b) in bufs.into_iter().enumerate() {
-            while let Some((_, e)) = events.next_if(|(at, _)| *at <= i) {
-                items.push(Item::Event(e));
-            }
-            items.push(Item::Buffer(b));
-        }
-        items.extend(events.map(|(_, e)| Item::Event(e)));
         items
     }
 

@@ -390,19 +390,15 @@ impl St2022FecEnc {
             st.last_pts = pts;
             st.last_dts = dts;
             let mut fec = Vec::new();
+            let mut push = |data: &[u8]| enc.push(data, &mut fec).map_err(|e| e.to_string());
             // A packet is one memory: mapping it alone skips the reference
             // to the memory that mapping the buffer takes and drops.
-            let res = if buffer.n_memory() == 1 {
-                match buffer.peek_memory(0).map_readable() {
-                    Ok(map) => enc.push(&map, &mut fec).map_err(|e| e.to_string()),
-                    Err(_) => Err("buffer not readable".to_string()),
-                }
+            let mapped = if buffer.n_memory() == 1 {
+                buffer.peek_memory(0).map_readable().map(|m| push(&m))
             } else {
-                match buffer.map_readable() {
-                    Ok(map) => enc.push(&map, &mut fec).map_err(|e| e.to_string()),
-                    Err(_) => Err("buffer not readable".to_string()),
-                }
+                buffer.map_readable().map(|m| push(&m))
             };
+            let res = mapped.unwrap_or_else(|_| Err("buffer not readable".to_string()));
             let fec = if fec.is_empty() {
                 Vec::new()
             } else {
