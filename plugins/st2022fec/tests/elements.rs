@@ -169,6 +169,17 @@ fn encode(props: &[(&str, &str)], media: &[Vec<u8>]) -> Vec<Wire> {
     wire
 }
 
+/// The FEC packets (both directions) [`encode`] sends, in send order.
+fn encode_fec(props: &[(&str, &str)], media: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    encode(props, media)
+        .into_iter()
+        .filter_map(|w| match w {
+            Wire::Media(_) => None,
+            Wire::Column(b) | Wire::Row(b) => Some(b),
+        })
+        .collect()
+}
+
 /// A decoder with harnesses on `sink`/`src`, `fec_0` and `fec_1`, on the
 /// test clock (time stands still unless a test moves it).
 struct Dec {
@@ -348,15 +359,7 @@ fn encoder_reads_packets_split_over_memories() {
         ("column-layout", "block-aligned"),
     ];
     let media = media(100, 2 * 4 * 5);
-    let fec_of = |wire: Vec<Wire>| -> Vec<Vec<u8>> {
-        wire.into_iter()
-            .filter_map(|w| match w {
-                Wire::Media(_) => None,
-                Wire::Column(b) | Wire::Row(b) => Some(b),
-            })
-            .collect()
-    };
-    let expected = fec_of(encode(&props, &media));
+    let expected = encode_fec(&props, &media);
     assert_eq!(expected.len(), 2 * (4 + 5));
 
     let mut e = encoder(&props);
@@ -377,6 +380,60 @@ fn encoder_reads_packets_split_over_memories() {
     }
     assert_eq!(got, expected);
     assert_eq!(stat(&e.el, "media-packets"), media.len() as u64);
+}
+
+/// The encoder refills FEC buffers it sent earlier once downstream has
+/// released them, and never one that downstream still holds: kept buffers
+/// keep their bytes, released ones come back with the new packet's bytes
+/// and timestamps.
+#[test]
+fn encoder_reuses_only_released_fec_buffers() {
+    init();
+    let props = [
+        ("columns", "4"),
+        ("rows", "4"),
+        ("column-layout", "block-aligned"),
+    ];
+    let media = media(7000, 6 * 4 * 4);
+    let expected = encode_fec(&props, &media);
+    assert_eq!(expected.len(), 6 * (4 + 4));
+
+    for keep in [true, false] {
+        let mut e = encoder(&props);
+        let mut kept = Vec::new();
+        let mut got = Vec::new();
+        let mut addresses = std::collections::HashSet::new();
+        for (i, m) in media.iter().enumerate() {
+            e.media.push(buffer(m, Some(pts_of(i)))).unwrap();
+            e.media.pull().unwrap();
+            let fec: Vec<gst::Buffer> = pull_all(&mut e.column)
+                .into_iter()
+                .chain(pull_all(&mut e.row))
+                .collect();
+            for b in fec {
+                assert_eq!(b.pts(), Some(pts_of(i)), "FEC after media packet {i}");
+                assert!(b.flags().is_empty(), "{:?}", b.flags());
+                assert!(!b.is_writable(), "the encoder keeps what it sent");
+                addresses.insert(b.as_ptr() as usize);
+                got.push(bytes(&b));
+                if keep {
+                    kept.push(b);
+                }
+            }
+        }
+        assert_eq!(got, expected, "keep={keep}");
+        if keep {
+            // Every buffer is its own and still holds what was sent.
+            assert_eq!(addresses.len(), expected.len());
+            let now: Vec<Vec<u8>> = kept.iter().map(bytes).collect();
+            assert_eq!(now, expected);
+        } else {
+            // Released buffers are refilled: a few per pad, not one per
+            // packet. (The encoder keeps a reference to what it sent, so
+            // downstream never gets one writable in place.)
+            assert!(addresses.len() <= 2 * 5, "{} buffers", addresses.len());
+        }
+    }
 }
 
 /// The FEC header's recovery fields and payload are the XOR of the

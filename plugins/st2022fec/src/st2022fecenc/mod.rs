@@ -25,7 +25,11 @@
 //! loss burst does not take out media and its column FEC together; with
 //! `column-layout=block-aligned` it leaves as soon as its column is
 //! complete, which lets a receiver recover one matrix sooner. The FEC
-//! packets carry the PTS/DTS of the media buffer they follow. The FEC is
+//! packets carry the PTS/DTS of the media buffer they follow. The element
+//! keeps a reference to the last four FEC buffers sent on each pad and
+//! fills one again once downstream has released it, so downstream gets FEC
+//! buffers it cannot write in place (an element that must change one
+//! copies it, as for any shared buffer). The FEC is
 //! computed over each media packet from byte 12 on (CSRCs, extension,
 //! payload, padding), so any RTP payload can be protected.
 //!
