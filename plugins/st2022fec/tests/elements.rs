@@ -413,6 +413,8 @@ fn encoder_reuses_only_released_fec_buffers() {
             for b in fec {
                 assert_eq!(b.pts(), Some(pts_of(i)), "FEC after media packet {i}");
                 assert!(b.flags().is_empty(), "{:?}", b.flags());
+                // The encoder keeps a reference to what it sent, so
+                // downstream never gets a FEC buffer writable in place.
                 assert!(!b.is_writable(), "the encoder keeps what it sent");
                 addresses.insert(b.as_ptr() as usize);
                 got.push(bytes(&b));
@@ -429,8 +431,7 @@ fn encoder_reuses_only_released_fec_buffers() {
             assert_eq!(now, expected);
         } else {
             // Released buffers are refilled: a few per pad, not one per
-            // packet. (The encoder keeps a reference to what it sent, so
-            // downstream never gets one writable in place.)
+            // packet.
             assert!(addresses.len() <= 2 * 5, "{} buffers", addresses.len());
         }
     }
