@@ -166,6 +166,11 @@ impl SentBuffers {
     }
 }
 
+/// FEC buffers made for one media packet, pushed once the state lock is
+/// released. Staggered columns give at most one row and one column packet
+/// per media packet, so the usual case needs no heap allocation.
+type FecBuffers = smallvec::SmallVec<[(FecDirection, gst::Buffer); 2]>;
+
 #[derive(Default)]
 struct State {
     encoder: Option<Encoder>,
@@ -367,8 +372,8 @@ impl St2022FecEnc {
         fec: &mut Vec<FecOutput>,
         pts: Option<gst::ClockTime>,
         dts: Option<gst::ClockTime>,
-    ) -> Vec<(FecDirection, gst::Buffer)> {
-        let mut bufs = Vec::with_capacity(fec.len());
+    ) -> FecBuffers {
+        let mut bufs = FecBuffers::new();
         for f in fec.drain(..) {
             let sent = match f.direction {
                 FecDirection::Column => &mut sent[0],
@@ -389,7 +394,7 @@ impl St2022FecEnc {
         bufs
     }
 
-    fn push_fec(&self, fec: Vec<(FecDirection, gst::Buffer)>) {
+    fn push_fec(&self, fec: FecBuffers) {
         for (direction, buffer) in fec {
             let pad = match direction {
                 FecDirection::Column => &self.column_pad,
@@ -446,7 +451,7 @@ impl St2022FecEnc {
             };
             let res = mapped.unwrap_or_else(|_| Err("buffer not readable".to_string()));
             let fec = if st.fec_out.is_empty() {
-                Vec::new()
+                FecBuffers::new()
             } else {
                 Self::fec_buffers(enc, &mut st.sent, &mut st.fec_out, pts, dts)
             };
@@ -498,7 +503,9 @@ impl St2022FecEnc {
         // Media first: a receiver that sees the FEC of a row before its
         // last packet would rebuild a packet that was not lost.
         let res = self.srcpad.push(buffer);
-        self.push_fec(fec);
+        if !fec.is_empty() {
+            self.push_fec(fec);
+        }
         res
     }
 
@@ -538,7 +545,7 @@ impl St2022FecEnc {
                             enc.flush(&mut fec);
                             Self::fec_buffers(enc, &mut st.sent, &mut fec, pts, dts)
                         }
-                        None => Vec::new(),
+                        None => FecBuffers::new(),
                     };
                     Self::update_counters(st);
                     bufs
