@@ -825,7 +825,8 @@ fn decoder_gives_up_after_latency_on_clock() {
 
 /// Serialized events keep their place among the media packets: one that
 /// comes in while packets before it are held (waiting for the first latency
-/// period, or behind a loss) goes out after them, not ahead; with nothing
+/// period, or behind a loss) goes out after them, not ahead, and after
+/// packets earlier in sequence that arrive after it at the start; with nothing
 /// held it goes straight through. A flush drops a held event unless it is
 /// sticky.
 #[test]
@@ -877,10 +878,15 @@ fn decoder_keeps_serialized_events_in_order() {
     };
 
     // Output waits for the first latency period: the event waits with it.
-    for i in 0..5 {
+    // 0 and 1 arrive after it, reordered: earlier in sequence, they still
+    // go out before it.
+    for i in 2..5 {
         push(&mut dec, i);
     }
     assert!(dec.media.push_event(marker("e1")));
+    for i in 0..2 {
+        push(&mut dec, i);
+    }
     std::thread::sleep(std::time::Duration::from_millis(50));
     assert_eq!(take(), Vec::<String>::new(), "all held");
     dec.media.crank_single_clock_wait().unwrap();

@@ -335,6 +335,9 @@ pub struct Decoder<P: PacketBytes> {
     late_out: Vec<Vec<u8>>,
     prestart_fec: VecDeque<(u64, P)>,
     misorder_run: u32,
+    /// Packets (slots) put in front of the start since the decoder was
+    /// made, see [`Decoder::prepended`].
+    prepended: u64,
     stats: DecoderStats,
 }
 
@@ -365,6 +368,7 @@ impl<P: PacketBytes> Decoder<P> {
             lost_recent: VecDeque::new(),
             prestart_fec: VecDeque::new(),
             misorder_run: 0,
+            prepended: 0,
             stats: DecoderStats::default(),
         }
     }
@@ -396,6 +400,16 @@ impl<P: PacketBytes> Decoder<P> {
         } else {
             0
         }
+    }
+
+    /// Packets, present or missing, put in front of the first one before
+    /// any had left, since the decoder was made (never reset): a packet
+    /// earlier in sequence than the first one received moves the start
+    /// back, and that many more packets now come before what
+    /// [`Decoder::pending`] counted. A caller that places its own items
+    /// (serialized events) by count moves them back by the difference.
+    pub fn prepended(&self) -> u64 {
+        self.prepended
     }
 
     /// Adds a media packet received at `now` (monotonic, ns) and appends
@@ -753,6 +767,7 @@ impl<P: PacketBytes> Decoder<P> {
                 ..Slot::default()
             };
         }
+        self.prepended += self.base - ext;
         self.base = ext;
         self.next_out = ext;
         self.start = ext;

@@ -515,6 +515,7 @@ impl St2022FecDec {
             let now = self.now();
             st.last_media_at = Some(now);
             let mut out = Vec::new();
+            let prepended = st.decoder.prepended();
             let res = match buffer.into_mapped_buffer_readable() {
                 Ok(m) => st
                     .decoder
@@ -522,6 +523,14 @@ impl St2022FecDec {
                     .map_err(|e| e.to_string()),
                 Err(_) => Err("buffer not readable".to_string()),
             };
+            // Earlier packets put in front of the start (nothing has left
+            // yet): the held events go out after them too.
+            let ahead = st.decoder.prepended() - prepended;
+            if ahead > 0 {
+                for (at, _) in st.held_events.iter_mut() {
+                    *at += ahead;
+                }
+            }
             if let Err(e) = res {
                 st.malformed_media += 1;
                 if let Some(s) = &st.series {

@@ -42,7 +42,9 @@
 //! stream-start, caps and segment events send what is held (missing
 //! packets given up) before them; other serialized events (tags, custom
 //! events) wait while packets received before them are held, and follow
-//! them out. A flush forgets what is held, except sticky events.
+//! them out, also after packets earlier in sequence that arrive after them
+//! during the first latency period. A flush forgets what is held, except
+//! sticky events.
 //!
 //! Counters in the process-wide metrics registry (labels `pipeline`,
 //! `element`, `stream`; stream `media` unless noted):
