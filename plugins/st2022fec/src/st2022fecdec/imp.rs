@@ -372,8 +372,6 @@ impl St2022FecDec {
         }
     }
 
-    /// Turns decoder output into buffers: received media as it came,
-    /// rebuilt packets with the timestamps of the buffer before them.
     /// After a packet or a drain, in the streaming thread: the decoder's
     /// output as buffers, the counters reported, and the timer told about
     /// the new earliest deadline.
@@ -384,8 +382,10 @@ impl St2022FecDec {
         bufs
     }
 
-    /// Turns decoder output into what the source pad sends, with the held
-    /// serialized events whose packets have all left placed after them.
+    /// Turns decoder output into what the source pad sends: received media
+    /// as it came, rebuilt packets with the timestamps of the buffer before
+    /// them, and the held serialized events whose packets have all left
+    /// placed after them.
     fn to_buffers(&self, st: &mut State, out: Vec<Output<Packet>>) -> Vec<Item> {
         let mut items: Vec<Item> = Vec::with_capacity(out.len());
         let mut untimed = false;
