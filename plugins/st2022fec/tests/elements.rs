@@ -463,14 +463,17 @@ fn check_recovery_fields(f: &gstst2022fec::fec::FecPacket<'_>, protected: &[&Vec
 
 /// With the default staggered layout, column c of a matrix leaves after
 /// packet c x D of the next matrix (FFmpeg's and GStreamer's schedule), the
-/// columns still queued leave at EOS, and the FEC pads get a preroll GAP at
-/// the first media PTS and EOS.
+/// columns still queued leave at EOS, with the complete columns of a last,
+/// partial matrix (its incomplete ones are dropped), and the FEC pads get a
+/// preroll GAP at the first media PTS and EOS.
 #[test]
 fn encoder_staggers_columns_and_flushes_at_eos() {
     init();
     let (l, d) = (5usize, 4usize);
     let mut e = encoder(&[("columns", "5"), ("rows", "4"), ("enable-row-fec", "false")]);
-    let media = media(100, l * d + 9);
+    // The second matrix ends after packet 15 of 20: only its column 0 is
+    // complete.
+    let media = media(100, l * d + 16);
     let mut when = Vec::new();
     for (i, m) in media.iter().enumerate() {
         e.media.push(buffer(m, Some(pts_of(i)))).unwrap();
@@ -504,17 +507,18 @@ fn encoder_staggers_columns_and_flushes_at_eos() {
         assert!(e.row.try_pull().is_none(), "row FEC disabled");
     }
     // Column c (SNBase 100 + c) after packet 20 + 4c.
-    assert_eq!(when, [(20, 100), (24, 101), (28, 102)]);
+    assert_eq!(when, [(20, 100), (24, 101), (28, 102), (32, 103)]);
     assert!(e.media.push_event(gst::event::Eos::new()));
     let rest: Vec<u16> = pull_all(&mut e.column)
         .iter()
         .map(|b| parse_fec_packet(&bytes(b)).unwrap().fec.sn_base_low)
         .collect();
-    assert_eq!(rest, [103, 104]);
+    // Column 4 of the first matrix, column 0 (SNBase 120) of the second.
+    assert_eq!(rest, [104, 120]);
     let eos = std::iter::from_fn(|| e.column.try_pull_event())
         .any(|ev| ev.type_() == gst::EventType::Eos);
     assert!(eos, "EOS on fec_0");
-    assert_eq!(stat(&e.el, "column-packets"), l as u64);
+    assert_eq!(stat(&e.el, "column-packets"), l as u64 + 1);
     assert_eq!(stat(&e.el, "row-packets"), 0);
 }
 
