@@ -91,7 +91,7 @@ fn main() {
                 x ^= x >> 7;
                 x ^= x << 17;
                 if !x.is_multiple_of(50) {
-                    wire.push((false, Arc::from(f.packet)));
+                    wire.push((false, Arc::from(f.into_packet())));
                 }
             }
         }

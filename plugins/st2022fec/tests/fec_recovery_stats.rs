@@ -80,14 +80,16 @@ fn run(loss: f64, layout: ColumnLayout, seed: u64) -> Run {
         for f in fec.drain(..) {
             t += 1;
             if loss_rng.unit() >= loss {
-                dec.push_fec(t, Arc::from(f.packet), &mut out).unwrap();
+                dec.push_fec(t, Arc::from(f.into_packet()), &mut out)
+                    .unwrap();
             }
         }
         check(&mut out, &sent);
     }
     enc.flush(&mut fec);
     for f in fec.drain(..) {
-        dec.push_fec(t, Arc::from(f.packet), &mut out).unwrap();
+        dec.push_fec(t, Arc::from(f.into_packet()), &mut out)
+            .unwrap();
     }
     dec.drain(&mut out);
     check(&mut out, &sent);

@@ -379,17 +379,18 @@ impl St2022FecEnc {
                 FecDirection::Column => &mut sent[0],
                 FecDirection::Row => &mut sent[1],
             };
-            let mut buffer = sent.take(f.packet.len());
+            let mut buffer = sent.take(f.packet().len());
             {
                 let b = buffer.get_mut().expect("writable buffer");
-                b.copy_from_slice(0, &f.packet).expect("same size");
+                b.copy_from_slice(0, f.packet()).expect("same size");
                 b.unset_flags(gst::BufferFlags::all());
                 b.set_pts(pts);
                 b.set_dts(dts);
             }
             sent.keep(&buffer);
-            enc.recycle(f.packet);
-            bufs.push((f.direction, buffer));
+            let direction = f.direction;
+            enc.recycle(f);
+            bufs.push((direction, buffer));
         }
         bufs
     }

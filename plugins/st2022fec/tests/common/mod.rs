@@ -84,10 +84,16 @@ pub fn send(cfg: EncoderConfig, media: &[Vec<u8>]) -> Vec<Wire> {
     for (i, m) in media.iter().enumerate() {
         enc.push(m, &mut out).expect("media");
         wire.push(Wire::Media(i));
-        wire.extend(out.drain(..).map(|o| Wire::Fec(o.direction, o.packet)));
+        wire.extend(
+            out.drain(..)
+                .map(|o| Wire::Fec(o.direction, o.into_packet())),
+        );
     }
     enc.flush(&mut out);
-    wire.extend(out.drain(..).map(|o| Wire::Fec(o.direction, o.packet)));
+    wire.extend(
+        out.drain(..)
+            .map(|o| Wire::Fec(o.direction, o.into_packet())),
+    );
     wire
 }
 
