@@ -211,7 +211,7 @@ struct Group {
     buf: Vec<u8>,
     /// 0..64: puts the XOR payload on a cache-line boundary. Unaligned,
     /// half of the XOR's 32-byte stores split a cache line, which cost the
-    /// element about 35 ns per media packet (`bench/README.md`).
+    /// element about 20 to 35 ns per media packet (`bench/README.md`).
     off: usize,
     /// Packets added so far.
     n: u8,
