@@ -36,10 +36,15 @@ fn measure(mut f: impl FnMut(), bytes_per_call: usize) -> f64 {
     calls as f64 * bytes_per_call as f64 / secs / 1e9
 }
 
+/// A source buffer of `size` bytes that is not all one value.
+fn source(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 + 7) as u8).collect()
+}
+
 fn main() {
     println!("{:<40} {:>10}", "kernel / buffer", "GB/s");
     for size in [188usize, 1316, 64 * 1024] {
-        let src: Vec<u8> = (0..size).map(|i| (i * 31 + 7) as u8).collect();
+        let src = source(size);
         let mut dst = vec![0x5au8; size];
         let mut dst2 = vec![0xa5u8; size];
         let single = measure(|| xor_into(black_box(&mut dst), black_box(&src)), size);
@@ -52,7 +57,7 @@ fn main() {
         black_box((&dst, &dst2));
     }
     let size = 1316;
-    let src: Vec<u8> = (0..size).map(|i| (i * 31 + 7) as u8).collect();
+    let src = source(size);
     for (name, skew) in [("64-aligned", 0usize), ("at +28", 28)] {
         let mut a = vec![0x5au8; size + 128];
         let mut b = vec![0xa5u8; size + 128];
