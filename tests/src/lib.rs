@@ -119,6 +119,9 @@ pub struct Ladder {
     pub key_int: u32,
     /// B-frames per GOP (0 for zerolatency).
     pub bframes: u32,
+    /// A rendition (by index) whose x264 uses this `speed-preset` instead of
+    /// `ultrafast`: encoders of very different speeds.
+    pub slow_preset: Option<(usize, &'static str)>,
 }
 
 impl Ladder {
@@ -131,6 +134,7 @@ impl Ladder {
             sink_props: String::new(),
             key_int: 60,
             bframes: 0,
+            slow_preset: None,
         }
     }
 
@@ -153,10 +157,14 @@ impl Ladder {
         for (i, r) in self.renditions.iter().enumerate() {
             p += &format!(
                 "t. ! queue ! videoscale ! video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
-                 x264enc speed-preset=ultrafast {tune} bframes={bf} key-int-max={ki} \
+                 x264enc speed-preset={preset} {tune} bframes={bf} key-int-max={ki} \
                  bitrate={b} option-string=scenecut=0 ! h264parse ! s.video_{i} ",
                 w = r.width,
                 h = r.height,
+                preset = match self.slow_preset {
+                    Some((slow, preset)) if slow == i => preset,
+                    _ => "ultrafast",
+                },
                 bf = self.bframes,
                 ki = self.key_int,
                 b = r.kbps,

@@ -102,8 +102,13 @@ fn sixty_second_ladder_decodes_and_is_keyframe_aligned() {
         extinfs.push(pl.segments.iter().map(|s| s.duration).collect());
         first_pts.push(pts);
     }
-    // Segment N of every variant covers the same time span.
-    for i in 1..3 {
+    assert_aligned(&extinfs, &first_pts);
+}
+
+/// Segment N of every variant covers the same time span: equal EXTINF and
+/// the same first PTS (within half a frame at 30 fps).
+fn assert_aligned(extinfs: &[Vec<f32>], first_pts: &[Vec<f64>]) {
+    for i in 1..extinfs.len() {
         assert_eq!(extinfs[i], extinfs[0], "EXTINF of v{i} differs from v0");
         for (a, b) in first_pts[i].iter().zip(&first_pts[0]) {
             assert!(
@@ -112,6 +117,54 @@ fn sixty_second_ladder_decodes_and_is_keyframe_aligned() {
             );
         }
     }
+}
+
+/// Encoders of very different speeds from a non-live source: x264 `medium`
+/// with B-frames (seconds of lookahead) on one rendition, `ultrafast` on the
+/// others. With the slow encoder on the top rendition the fast ones run
+/// ahead of the reference; on the last one, the reference asks for key units
+/// before the slow encoder has delivered anything. Either way every variant
+/// is cut at the same PTS, with no misalignment reported.
+#[test]
+fn encoders_of_different_speeds_are_cut_at_the_same_pts() {
+    let _g = heavy();
+    for slow in [0, 2] {
+        aligned_with_slow_encoder(slow);
+    }
+}
+
+fn aligned_with_slow_encoder(slow: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let mut ladder = Ladder::new(&MAIN_LADDER, 24, false);
+    ladder.sink_props = "target-duration=2 playlist-type=vod".into();
+    ladder.bframes = 3;
+    ladder.slow_preset = Some((slow, "medium"));
+    let run = ladder.run(out);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !stderr.contains("no keyframe at the cut"),
+        "slow v{slow}: misalignment reported: {stderr}"
+    );
+    let mut extinfs = Vec::new();
+    let mut first_pts = Vec::new();
+    for dir in variant_dirs(out, 3) {
+        let pl = read_media_playlist(&dir.join("index.m3u8")).unwrap();
+        check_media_playlist(&pl, &dir, 2).unwrap();
+        assert_eq!(pl.segments.len(), 12, "24 s in 2 s segments");
+        first_pts.push(
+            pl.segments
+                .iter()
+                .map(|s| {
+                    let frames = ffprobe_video_frames(&dir.join(&s.uri));
+                    assert!(frames[0].0, "{} starts without a keyframe", s.uri);
+                    frames[0].2
+                })
+                .collect(),
+        );
+        extinfs.push(pl.segments.iter().map(|s| s.duration).collect());
+    }
+    assert_aligned(&extinfs, &first_pts);
 }
 
 /// A live run is checked on every playlist rewrite: RFC 8216 rules, sliding

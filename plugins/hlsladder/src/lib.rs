@@ -8,8 +8,12 @@ use gst::glib;
 
 pub mod codec;
 mod hlsladdersink;
+pub mod metrics;
+pub mod output;
 pub mod playlist;
 pub mod segment;
+pub mod segmenter;
+pub mod storage;
 pub mod ts;
 
 pub use hlsladdersink::{HlsLadderSink, HlsLadderSinkPad, PlaylistType};

@@ -4,7 +4,7 @@
 //! MPEG-TS ([`TsSegmentWriter`]) is the only format today; CMAF slots in as a
 //! second implementation of the same trait.
 
-use std::io::{self, Write};
+use std::io;
 
 use crate::codec::{self, AacConfig, ParameterSets, VideoCodec};
 use crate::ts::{PesTiming, StreamType, TsMuxer};
@@ -38,29 +38,8 @@ pub enum TrackFormat {
     },
 }
 
-/// One access unit (video) or frame (audio) of a segment.
-#[derive(Clone, Debug)]
-pub struct Sample {
-    /// Presentation time as running time, in ns (may be negative).
-    pub pts: i64,
-    /// Decoding time as running time, in ns; equals `pts` when unknown.
-    pub dts: i64,
-    /// Duration in ns, 0 when unknown.
-    pub duration: i64,
-    /// Sync sample (IDR / audio frame).
-    pub keyframe: bool,
-    /// First sample after a timestamp discontinuity detected on its stream.
-    pub discont: bool,
-    /// The coded data.
-    pub buffer: gst::Buffer,
-}
-
-impl Sample {
-    /// End of the sample in presentation time, in ns.
-    pub fn pts_end(&self) -> i64 {
-        self.pts + self.duration
-    }
-}
+/// One access unit (video) or frame (audio) of a segment, with its buffer.
+pub type Sample = crate::segmenter::Sample<gst::Buffer>;
 
 /// Why a segment could not be written.
 #[derive(Debug)]
@@ -86,24 +65,60 @@ impl From<io::Error> for SegmentError {
     }
 }
 
-/// Bytes buffered before they are handed to the output: small enough to stay
-/// in the CPU cache between muxing and the `write` system call.
-const FLUSH_BYTES: usize = 128 * 1024;
-
 /// Serialises segments of one variant. Implementations keep state across
 /// segments (continuity counters, sequence numbers).
+///
+/// MPEG-TS has no init segment and no parts; CMAF (ISO/IEC 23000-19) writers
+/// return their `ftyp`/`moov` from [`SegmentWriter::init_segment`] and LL-HLS
+/// parts from [`SegmentWriter::write_part`].
 pub trait SegmentWriter: Send {
     /// File name extension of the segments, without the dot.
     fn extension(&self) -> &'static str;
 
-    /// Writes one segment to `out` and returns its size in bytes.
-    /// `tracks[i]` holds the samples of track `i` in decode order; track 0 is
-    /// the video and starts with a keyframe.
+    /// Replaces the track formats (caps changed); the kinds of tracks stay.
+    fn update_formats(&mut self, formats: Vec<TrackFormat>);
+
+    /// The init segment of the current formats (`EXT-X-MAP`), if the format
+    /// has one. MPEG-TS has none.
+    fn init_segment(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Appends one segment to `out`. `tracks[i]` holds the samples of track
+    /// `i` in decode order; track 0 is the video and starts with a keyframe.
     fn write_segment(
         &mut self,
         tracks: &[&[Sample]],
-        out: &mut dyn Write,
-    ) -> Result<u64, SegmentError>;
+        out: &mut Vec<u8>,
+    ) -> Result<(), SegmentError>;
+
+    /// Appends one part (LL-HLS partial segment, a CMAF chunk) to `out`.
+    /// Formats without parts refuse.
+    fn write_part(&mut self, tracks: &[&[Sample]], out: &mut Vec<u8>) -> Result<(), SegmentError> {
+        let _ = (tracks, out);
+        Err(SegmentError::Format(format!(
+            "{} segments have no parts",
+            self.extension()
+        )))
+    }
+}
+
+/// The MPEG-TS stream type of each track.
+fn stream_types(formats: &[TrackFormat]) -> Vec<StreamType> {
+    formats
+        .iter()
+        .map(|f| match f {
+            TrackFormat::Video {
+                codec: VideoCodec::H264,
+                ..
+            } => StreamType::H264,
+            TrackFormat::Video {
+                codec: VideoCodec::H265,
+                ..
+            } => StreamType::H265,
+            TrackFormat::Aac { .. } => StreamType::AacAdts,
+        })
+        .collect()
 }
 
 /// Converts running time in ns to 90 kHz ticks, with [`TS_TIME_OFFSET_NS`],
@@ -122,39 +137,22 @@ pub fn ns_to_90k(ns: i64) -> u64 {
 /// a video keyframe carrying its parameter sets and an access unit delimiter.
 pub struct TsSegmentWriter {
     formats: Vec<TrackFormat>,
+    types: Vec<StreamType>,
     mux: TsMuxer,
     scratch: Vec<u8>,
-    chunk: Vec<u8>,
 }
 
 impl TsSegmentWriter {
-    /// Creates a writer for the given tracks (video first, then audio).
+    /// Creates a writer for the given tracks (video first, then audio); an
+    /// empty list is filled in by [`SegmentWriter::update_formats`].
     pub fn new(formats: Vec<TrackFormat>) -> Self {
-        let types: Vec<StreamType> = formats
-            .iter()
-            .map(|f| match f {
-                TrackFormat::Video {
-                    codec: VideoCodec::H264,
-                    ..
-                } => StreamType::H264,
-                TrackFormat::Video {
-                    codec: VideoCodec::H265,
-                    ..
-                } => StreamType::H265,
-                TrackFormat::Aac { .. } => StreamType::AacAdts,
-            })
-            .collect();
+        let types = stream_types(&formats);
         TsSegmentWriter {
             formats,
             mux: TsMuxer::new(&types),
+            types,
             scratch: Vec::new(),
-            chunk: Vec::with_capacity(FLUSH_BYTES + 64 * 1024),
         }
-    }
-
-    /// Replaces the track formats (caps changed); stream types must not change.
-    pub fn update_formats(&mut self, formats: Vec<TrackFormat>) {
-        self.formats = formats;
     }
 
     fn write_sample(
@@ -162,10 +160,10 @@ impl TsSegmentWriter {
         track: usize,
         sample: &Sample,
         last_psi: &mut Option<u64>,
+        out: &mut Vec<u8>,
     ) -> Result<(), String> {
-        let out = &mut self.chunk;
         let map = sample
-            .buffer
+            .data
             .map_readable()
             .map_err(|_| "cannot map buffer".to_string())?;
         let data = map.as_slice();
@@ -241,18 +239,26 @@ impl SegmentWriter for TsSegmentWriter {
         "ts"
     }
 
+    fn update_formats(&mut self, formats: Vec<TrackFormat>) {
+        let types = stream_types(&formats);
+        if types != self.types {
+            // New PIDs and program map; continuity counters start anew.
+            self.mux = TsMuxer::new(&types);
+            self.types = types;
+        }
+        self.formats = formats;
+    }
+
     fn write_segment(
         &mut self,
         tracks: &[&[Sample]],
-        out: &mut dyn Write,
-    ) -> Result<u64, SegmentError> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), SegmentError> {
         // Interleave the tracks by DTS.
         let mut pos = vec![0usize; tracks.len()];
         let mut last_psi = None;
-        let mut written = 0u64;
-        self.chunk.clear();
         if tracks.first().is_none_or(|t| t.is_empty()) {
-            self.mux.write_psi(&mut self.chunk);
+            self.mux.write_psi(out);
         }
         loop {
             let mut best: Option<(usize, i64)> = None;
@@ -266,18 +272,10 @@ impl SegmentWriter for TsSegmentWriter {
             let Some((i, _)) = best else { break };
             let sample = &tracks[i][pos[i]];
             pos[i] += 1;
-            self.write_sample(i, sample, &mut last_psi)
+            self.write_sample(i, sample, &mut last_psi, out)
                 .map_err(SegmentError::Format)?;
-            if self.chunk.len() >= FLUSH_BYTES {
-                out.write_all(&self.chunk).map_err(SegmentError::Io)?;
-                written += self.chunk.len() as u64;
-                self.chunk.clear();
-            }
         }
-        out.write_all(&self.chunk).map_err(SegmentError::Io)?;
-        written += self.chunk.len() as u64;
-        self.chunk.clear();
-        Ok(written)
+        Ok(())
     }
 }
 

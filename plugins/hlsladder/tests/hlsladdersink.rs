@@ -79,15 +79,36 @@ fn playlist(dir: &Path) -> String {
 }
 
 #[test]
-fn missing_output_directory_is_an_error_naming_the_path() {
+fn missing_output_directory_is_created_with_its_parents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("a/b/hls-out");
     let desc = format!(
-        "{SRC} ! x264enc ! h264parse ! hlsladdersink name=s output-directory=/nonexistent/hls-out"
+        "{SRC} ! x264enc key-int-max=30 ! h264parse ! hlsladdersink name=s target-duration=2 output-directory={}",
+        out.display()
+    );
+    let r = run(&desc);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let pl = playlist(&out);
+    assert_eq!(pl.matches("#EXTINF:2.000,").count(), 3, "{pl}");
+    assert!(out.join("index.m3u8").exists());
+}
+
+#[test]
+fn uncreatable_output_directory_is_an_error_naming_the_path() {
+    // A directory below a plain file cannot be created.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let dir = file.join("hls-out");
+    let desc = format!(
+        "{SRC} ! x264enc ! h264parse ! hlsladdersink name=s output-directory={}",
+        dir.display()
     );
     let r = run(&desc);
     assert!(r.state_change_failed);
     let e = r.errors.join("\n");
     assert!(
-        e.contains("/nonexistent/hls-out") && e.contains("No such file or directory"),
+        e.contains(&dir.display().to_string()) && e.contains("cannot be created"),
         "{e}"
     );
 }
@@ -288,7 +309,7 @@ fn a_gop_longer_than_the_target_is_an_overrun_warning_and_counter() {
     assert!(w.contains("above target-duration 2 s"), "{w}");
     assert_eq!(r.stats.get::<u64>("target-duration-overruns").unwrap(), 2);
     // Never cut without a keyframe: two 5 s segments.
-    assert_eq!(pl.matches("#EXTINF:5,").count(), 2, "{pl}");
+    assert_eq!(pl.matches("#EXTINF:5.000,").count(), 2, "{pl}");
 }
 
 #[test]
@@ -302,7 +323,7 @@ fn a_late_keyframe_cuts_early_at_the_last_keyframe_inside_the_target() {
         "{:?}",
         r.warnings
     );
-    assert_eq!(pl.matches("#EXTINF:1.5,").count(), 6, "{pl}");
+    assert_eq!(pl.matches("#EXTINF:1.500,").count(), 6, "{pl}");
 }
 
 #[test]
@@ -414,7 +435,7 @@ fn a_timestamp_jump_at_a_keyframe_starts_a_discontinuity() {
     let total: f32 = durations.iter().sum();
     assert!((total - 8.0).abs() < 0.05, "{durations:?}");
     assert!(durations.iter().all(|&d| d <= 2.0), "{durations:?}");
-    let before: Vec<&str> = pl.split("#EXT-X-DISCONTINUITY").collect();
+    let before: Vec<&str> = pl.split("#EXT-X-DISCONTINUITY\n").collect();
     assert_eq!(before[0].matches("#EXTINF").count(), 3, "{pl}");
 }
 

@@ -1,21 +1,29 @@
 // SPDX-License-Identifier: MPL-2.0
 
-use std::collections::VecDeque;
-use std::fs;
+//! GStreamer glue of `hlsladdersink`: properties, pads, events and state.
+//! The cut policy lives in `segmenter.rs`, a variant's files and playlist in
+//! `output.rs`, playlist text in `playlist.rs`, file I/O in `storage.rs` and
+//! the Prometheus series in `metrics.rs`.
+
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use gstbroadcast_exporter as exporter;
-use m3u8_rs::{MasterPlaylist, Resolution, VariantStream};
 
 use super::PlaylistType;
 use crate::codec::{self, AacConfig, ParameterSets, VideoCodec};
-use crate::playlist::{self, Entry, Kind, MediaPlaylistState};
-use crate::segment::{Sample, SegmentError, SegmentWriter, TrackFormat, TsSegmentWriter};
+use crate::metrics::{Counter, CounterSeries, VariantSeries};
+use crate::output::{PlaylistConfig, VariantOutput, WriteError, Written};
+use crate::playlist::{self, Kind, Variant};
+use crate::segment::{SegmentWriter, TrackFormat, TsSegmentWriter};
+use crate::segmenter::{self, Action, Segment, Segmenter, Stream, SECOND};
+use crate::storage::{FsStorage, Storage};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -30,25 +38,9 @@ const DEFAULT_TARGET_DURATION: u32 = 6;
 const DEFAULT_PLAYLIST_LENGTH: u32 = 6;
 const DEFAULT_MAX_FILES: u32 = 20;
 const DEFAULT_MULTIVARIANT_NAME: &str = "index.m3u8";
-/// Name of every variant's media playlist inside its directory.
-const MEDIA_PLAYLIST_NAME: &str = "index.m3u8";
+const DEFAULT_PROGRAM_DATE_TIME: bool = true;
 /// Name of the bus element message posted per segment.
 pub const SEGMENT_MESSAGE_NAME: &str = "hlsladdersink-segment";
-
-const SECOND: i64 = 1_000_000_000;
-/// A segment rounds above the target duration from target + 0.5 s on.
-const ROUNDING_MARGIN_NS: i64 = SECOND / 2;
-/// Tolerance for matching keyframe PTS across variants when the frame rate is
-/// unknown, in ns.
-const DEFAULT_TOLERANCE_NS: i64 = 20_000_000;
-/// Audio held ahead of the video that will consume it, in ns. Audio from a
-/// separate non-live source can run far ahead of a slow video encoder; it is
-/// small (128 kbit/s is about 1 MB a minute), so much of it is kept. Only a
-/// backlog beyond this (video stalled or absent) is dropped, with a warning.
-const AUDIO_BACKLOG_NS: i64 = 120 * SECOND;
-/// A DTS step larger than this (or backwards by more than half of it) is a
-/// timestamp discontinuity, in ns.
-const JUMP_THRESHOLD_NS: i64 = SECOND;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -58,6 +50,7 @@ struct Settings {
     playlist_length: u32,
     max_files: u32,
     multivariant_name: String,
+    program_date_time: bool,
 }
 
 impl Default for Settings {
@@ -69,6 +62,7 @@ impl Default for Settings {
             playlist_length: DEFAULT_PLAYLIST_LENGTH,
             max_files: DEFAULT_MAX_FILES,
             multivariant_name: DEFAULT_MULTIVARIANT_NAME.into(),
+            program_date_time: DEFAULT_PROGRAM_DATE_TIME,
         }
     }
 }
@@ -78,11 +72,9 @@ impl Default for Settings {
 struct Config {
     dir: PathBuf,
     target_ns: i64,
-    target_s: u64,
-    kind: Kind,
-    window: usize,
-    max_files: usize,
+    playlist: PlaylistConfig,
     multivariant_name: String,
+    program_date_time: bool,
 }
 
 impl Config {
@@ -90,73 +82,27 @@ impl Config {
         Config {
             dir: PathBuf::from(&s.output_directory),
             target_ns: s.target_duration as i64 * SECOND,
-            target_s: s.target_duration as u64,
-            kind: match s.playlist_type {
-                PlaylistType::Live => Kind::Live,
-                PlaylistType::Event => Kind::Event,
-                PlaylistType::Vod => Kind::Vod,
-            },
-            window: s.playlist_length as usize,
-            max_files: if s.max_files == 0 {
-                0
-            } else {
-                (s.max_files as usize).max(s.playlist_length as usize)
+            playlist: PlaylistConfig {
+                target_s: s.target_duration as u64,
+                kind: match s.playlist_type {
+                    PlaylistType::Live => Kind::Live,
+                    PlaylistType::Event => Kind::Event,
+                    PlaylistType::Vod => Kind::Vod,
+                },
+                window: s.playlist_length as usize,
+                max_files: if s.max_files == 0 {
+                    0
+                } else {
+                    (s.max_files as usize).max(s.playlist_length as usize)
+                },
             },
             multivariant_name: s.multivariant_name.clone(),
+            program_date_time: s.program_date_time,
         }
     }
 }
 
-/// Prometheus families of this element (see the exporter crate).
-struct Metrics {
-    segments: prometheus::IntCounterVec,
-    bytes: prometheus::IntCounterVec,
-    durations: prometheus::HistogramVec,
-    overruns: prometheus::IntCounterVec,
-    misaligned: prometheus::IntCounterVec,
-    write_errors: prometheus::IntCounterVec,
-    dropped: prometheus::IntCounterVec,
-    media_sequence: prometheus::IntGaugeVec,
-}
-
-static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    segments: exporter::counter_vec(
-        "gst_hls_segments_written_total",
-        "HLS media segments written, per variant.",
-    ),
-    bytes: exporter::counter_vec(
-        "gst_hls_segment_bytes_total",
-        "Bytes of HLS media segments written, per variant.",
-    ),
-    durations: exporter::histogram_vec(
-        "gst_hls_segment_duration_seconds",
-        "Durations of the HLS media segments written.",
-        vec![
-            0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 20.0,
-        ],
-    ),
-    overruns: exporter::counter_vec(
-        "gst_hls_target_duration_overruns_total",
-        "Segments whose rounded duration exceeds EXT-X-TARGETDURATION for want of a keyframe.",
-    ),
-    misaligned: exporter::counter_vec(
-        "gst_hls_keyframe_misalignments_total",
-        "Cuts where a variant had no keyframe at the reference variant's cut PTS.",
-    ),
-    write_errors: exporter::counter_vec(
-        "gst_hls_write_errors_total",
-        "Failed writes or deletions of segments and playlists.",
-    ),
-    dropped: exporter::counter_vec(
-        "gst_hls_dropped_buffers_total",
-        "Input buffers dropped: no timestamp, before the first keyframe, or too late.",
-    ),
-    media_sequence: exporter::gauge_vec(
-        "gst_hls_media_sequence",
-        "EXT-X-MEDIA-SEQUENCE of the variant's media playlist.",
-    ),
-});
-
+/// Counters of the `stats` property; each moves with its Prometheus series.
 #[derive(Debug, Default, Clone, Copy)]
 struct Stats {
     segments_written: u64,
@@ -167,19 +113,9 @@ struct Stats {
     early_deletions: u64,
 }
 
-/// A cut point decided on the reference variant.
-#[derive(Debug, Clone, Copy)]
-struct Cut {
-    /// PTS of the keyframe that starts the next segment, running time in ns.
-    pts: i64,
-    /// The next segment follows a discontinuity.
-    discont: bool,
-}
-
+/// One video pad: its caps, its output and its series.
 struct VideoStream {
     pad: super::HlsLadderSinkPad,
-    variant: String,
-    dir: PathBuf,
     segment: gst::FormattedSegment<gst::ClockTime>,
     seen_segment: bool,
     codec: Option<VideoCodec>,
@@ -189,107 +125,33 @@ struct VideoStream {
     height: Option<u64>,
     framerate: Option<f64>,
     frame_duration: Option<i64>,
-    writer: Option<TsSegmentWriter>,
-    pending: VecDeque<Sample>,
-    started: bool,
-    discont_seen: bool,
-    last_dts: Option<i64>,
-    max_pts_end: i64,
-    next_cut: usize,
-    open_discont: bool,
-    eos: bool,
-    playlist: MediaPlaylistState,
-    next_seq: u64,
-    written_end: Option<i64>,
-    peak_bps: u64,
-    total_bits: u64,
-    total_ns: i64,
+    output: VariantOutput,
+    series: VariantSeries,
+    warned_misaligned: bool,
 }
 
-impl VideoStream {
-    fn new(pad: super::HlsLadderSinkPad, variant: String) -> Self {
-        VideoStream {
-            pad,
-            variant,
-            dir: PathBuf::new(),
-            segment: gst::FormattedSegment::new(),
-            seen_segment: false,
-            codec: None,
-            nal_length_size: None,
-            parameter_sets: ParameterSets::default(),
-            width: None,
-            height: None,
-            framerate: None,
-            frame_duration: None,
-            writer: None,
-            pending: VecDeque::new(),
-            started: false,
-            discont_seen: false,
-            last_dts: None,
-            max_pts_end: i64::MIN,
-            next_cut: 0,
-            open_discont: false,
-            eos: false,
-            playlist: MediaPlaylistState::new(),
-            next_seq: 0,
-            written_end: None,
-            peak_bps: 0,
-            total_bits: 0,
-            total_ns: 0,
-        }
-    }
-
-    fn tolerance(&self) -> i64 {
-        self.frame_duration
-            .map(|d| d / 2)
-            .unwrap_or(DEFAULT_TOLERANCE_NS)
-    }
-}
-
+/// One audio pad, muxed into every variant.
 struct AudioStream {
     pad: super::HlsLadderSinkPad,
     segment: gst::FormattedSegment<gst::ClockTime>,
     config: Option<AacConfig>,
     adts: bool,
-    pending: VecDeque<Sample>,
-    max_pts_end: i64,
-    next_pts: Option<i64>,
-    eos: bool,
+    dropped: CounterSeries,
 }
 
-impl AudioStream {
-    fn new(pad: super::HlsLadderSinkPad) -> Self {
-        AudioStream {
-            pad,
-            segment: gst::FormattedSegment::new(),
-            config: None,
-            adts: true,
-            pending: VecDeque::new(),
-            max_pts_end: i64::MIN,
-            next_pts: None,
-            eos: false,
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Slot {
-    Video(usize),
-    Audio(usize),
-}
-
-#[derive(Default)]
-struct State {
-    cfg: Option<Config>,
+/// Everything that exists while streaming (PAUSED and PLAYING).
+struct Running {
+    cfg: Config,
     pipeline: String,
+    storage: FsStorage,
+    segmenter: Segmenter<gst::Buffer>,
     videos: Vec<VideoStream>,
     audios: Vec<AudioStream>,
-    cuts: Vec<Cut>,
-    ref_seg_start: Option<i64>,
-    ref_candidate: Option<i64>,
-    ref_max_end: i64,
-    discont_pending: bool,
-    last_master: Option<Vec<u8>>,
+    multivariant_errors: CounterSeries,
+    last_master: Option<String>,
+    /// (running time in ns, ms since the Unix epoch) of the same instant:
+    /// the wall-clock anchor of EXT-X-PROGRAM-DATE-TIME for every variant.
+    pdt_anchor: Option<(i64, i64)>,
     finished: bool,
     warned_early_delete: bool,
     warned_audio_backlog: bool,
@@ -301,30 +163,71 @@ struct State {
     stats: Stats,
 }
 
-impl State {
-    fn slot(&self, pad: &super::HlsLadderSinkPad) -> Option<Slot> {
+impl Running {
+    fn slot(&self, pad: &super::HlsLadderSinkPad) -> Option<Stream> {
         if let Some(i) = self.videos.iter().position(|v| &v.pad == pad) {
-            return Some(Slot::Video(i));
+            return Some(Stream::Video(i));
         }
         self.audios
             .iter()
             .position(|a| &a.pad == pad)
-            .map(Slot::Audio)
+            .map(Stream::Audio)
     }
 
-    fn all_eos(&self) -> bool {
-        !self.videos.is_empty()
-            && self.videos.iter().all(|v| v.eos)
-            && self.audios.iter().all(|a| a.eos)
+    fn track_formats(&self, vi: usize) -> Vec<TrackFormat> {
+        let v = &self.videos[vi];
+        let mut formats = vec![TrackFormat::Video {
+            codec: v.codec.unwrap_or(VideoCodec::H264),
+            nal_length_size: v.nal_length_size,
+            parameter_sets: v.parameter_sets.clone(),
+        }];
+        for a in &self.audios {
+            formats.push(TrackFormat::Aac {
+                config: a.config.unwrap_or(AacConfig {
+                    object_type: 2,
+                    frequency_index: 4,
+                    channel_config: 2,
+                }),
+                adts: a.adts,
+            });
+        }
+        formats
+    }
+
+    fn count_drop(&mut self, stream: Stream) {
+        self.stats.dropped += 1;
+        match stream {
+            Stream::Video(i) => self.videos[i].series.dropped.inc(),
+            Stream::Audio(i) => self.audios[i].dropped.counter.inc(),
+        }
+    }
+
+    fn stream_name(&self, stream: Stream) -> String {
+        match stream {
+            Stream::Video(i) => self.videos[i].output.name.clone(),
+            Stream::Audio(i) => self.audios[i].pad.name().to_string(),
+        }
     }
 }
 
-/// Upstream requests collected under the state lock and sent after it.
+/// The element's streaming state.
+enum State {
+    /// NULL and READY: only the pads exist.
+    Stopped,
+    /// PAUSED and PLAYING.
+    Started(Box<Running>),
+}
+
+/// Upstream key-unit requests collected under the state lock and sent after it.
 type KeyUnitRequests = Vec<(super::HlsLadderSinkPad, i64)>;
 
 #[derive(Default)]
 pub struct HlsLadderSinkPad {
     variant_name: Mutex<Option<String>>,
+    /// The upstream latency was queried (at the pad's first buffer).
+    latency_queried: AtomicBool,
+    /// Upstream minimum latency in ns (encoder lookahead and queues).
+    latency_ns: AtomicI64,
 }
 
 #[glib::object_subclass]
@@ -386,12 +289,37 @@ impl HlsLadderSinkPad {
     fn variant_name(&self) -> Option<String> {
         self.variant_name.lock().unwrap().clone()
     }
+
+    /// Queries the upstream latency once, at the first buffer: how far an
+    /// encoder's input may be ahead of what reaches the sink.
+    fn query_latency_once(&self) {
+        if self.latency_queried.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut q = gst::query::Latency::new();
+        if self.obj().peer_query(&mut q) {
+            let (_live, min, _max) = q.result();
+            self.latency_ns
+                .store(min.nseconds() as i64, Ordering::Relaxed);
+        }
+    }
 }
 
-#[derive(Default)]
 pub struct HlsLadderSink {
     settings: Mutex<Settings>,
+    /// Request pads in the order they were requested.
+    pads: Mutex<Vec<super::HlsLadderSinkPad>>,
     state: Mutex<State>,
+}
+
+impl Default for HlsLadderSink {
+    fn default() -> Self {
+        HlsLadderSink {
+            settings: Mutex::default(),
+            pads: Mutex::default(),
+            state: Mutex::new(State::Stopped),
+        }
+    }
 }
 
 #[glib::object_subclass]
@@ -408,30 +336,16 @@ fn running_time(seg: &gst::FormattedSegment<gst::ClockTime>, t: gst::ClockTime) 
     })
 }
 
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 impl HlsLadderSink {
     fn lock_state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn labels<'a>(&'a self, pipeline: &'a str, stream: &'a str) -> [String; 3] {
-        [
-            pipeline.to_string(),
-            self.obj().name().to_string(),
-            stream.to_string(),
-        ]
-    }
-
-    fn count(&self, state: &mut State, family: &prometheus::IntCounterVec, stream: &str) {
-        let l = self.labels(&state.pipeline, stream);
-        family
-            .with_label_values(&[l[0].as_str(), l[1].as_str(), l[2].as_str()])
-            .inc();
-    }
-
-    fn drop_buffer(&self, state: &mut State, stream: &str, why: &str) {
-        state.stats.dropped += 1;
-        self.count(state, &METRICS.dropped, stream);
-        gst::debug!(CAT, imp = self, "Dropping buffer on {}: {}", stream, why);
     }
 
     fn sink_chain(
@@ -439,18 +353,21 @@ impl HlsLadderSink {
         pad: &super::HlsLadderSinkPad,
         buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        pad.imp().query_latency_once();
         let mut requests = KeyUnitRequests::new();
         let res = {
             let mut state = self.lock_state();
-            if state.cfg.is_none() || state.finished {
+            let State::Started(run) = &mut *state else {
+                return Err(gst::FlowError::Flushing);
+            };
+            if run.finished {
                 return Err(gst::FlowError::Flushing);
             }
-            match state.slot(pad) {
-                Some(Slot::Video(i)) => self.handle_video(&mut state, i, buffer, &mut requests),
-                Some(Slot::Audio(i)) => self.handle_audio(&mut state, i, buffer),
+            match run.slot(pad) {
+                Some(Stream::Video(i)) => self.handle_video(run, i, buffer, &mut requests),
+                Some(Stream::Audio(i)) => self.handle_audio(run, i, buffer, &mut requests),
                 None => Err(gst::FlowError::NotLinked),
             }
-            .and_then(|_| self.drain(&mut state, false))
         };
         for (pad, running_time) in requests {
             let event = gst_video::UpstreamForceKeyUnitEvent::builder()
@@ -465,13 +382,12 @@ impl HlsLadderSink {
 
     fn handle_video(
         &self,
-        state: &mut State,
+        run: &mut Running,
         i: usize,
         buffer: gst::Buffer,
         requests: &mut KeyUnitRequests,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let target_ns = state.cfg.as_ref().expect("started").target_ns;
-        let v = &mut state.videos[i];
+        let v = &mut run.videos[i];
         let Some(codec) = v.codec else {
             gst::element_imp_error!(
                 self,
@@ -480,14 +396,17 @@ impl HlsLadderSink {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let Some(pts) = buffer.pts().or(buffer.dts()) else {
-            let variant = v.variant.clone();
-            self.drop_buffer(state, &variant, "no timestamp");
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let Some(pts) = running_time(&v.segment, pts) else {
-            let variant = v.variant.clone();
-            self.drop_buffer(state, &variant, "outside the segment");
+        let Some(pts) = buffer
+            .pts()
+            .or(buffer.dts())
+            .and_then(|t| running_time(&v.segment, t))
+        else {
+            gst::debug!(
+                CAT,
+                obj = v.pad,
+                "Dropping a buffer without a usable timestamp"
+            );
+            run.count_drop(Stream::Video(i));
             return Ok(gst::FlowSuccess::Ok);
         };
         let dts = buffer
@@ -500,36 +419,6 @@ impl HlsLadderSink {
             .map(|d| d.nseconds() as i64)
             .or(v.frame_duration)
             .unwrap_or(0);
-
-        let mut discont = false;
-        if let Some(last) = v.last_dts {
-            if dts < last - JUMP_THRESHOLD_NS / 2 || dts > last + JUMP_THRESHOLD_NS + duration {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "Timestamp discontinuity on {}: DTS {} after {}",
-                    v.pad.name(),
-                    dts,
-                    last
-                );
-                discont = true;
-            }
-        }
-        v.last_dts = Some(dts);
-        if !v.started {
-            if !keyframe {
-                let variant = v.variant.clone();
-                self.drop_buffer(state, &variant, "before the first keyframe");
-                return Ok(gst::FlowSuccess::Ok);
-            }
-            v.started = true;
-            discont = false;
-        }
-        if discont {
-            v.discont_seen = true;
-            state.discont_pending = true;
-        }
-        let v = &mut state.videos[i];
         if keyframe && v.nal_length_size.is_none() {
             if let Ok(map) = buffer.map_readable() {
                 if let Some(ps) = codec::parameter_sets_in_au(codec, &map) {
@@ -539,480 +428,237 @@ impl HlsLadderSink {
                 }
             }
         }
-        let sample = Sample {
-            pts,
-            dts,
-            duration,
-            keyframe,
-            discont,
-            buffer,
-        };
-        v.max_pts_end = v.max_pts_end.max(sample.pts_end());
-        v.pending.push_back(sample);
-
-        if i == 0 {
-            self.decide_cut(state, pts, keyframe, duration, target_ns, requests);
-        }
-        Ok(gst::FlowSuccess::Ok)
-    }
-
-    /// Cut policy, applied on every buffer of the reference variant; see the
-    /// element documentation.
-    fn decide_cut(
-        &self,
-        state: &mut State,
-        pts: i64,
-        keyframe: bool,
-        duration: i64,
-        target_ns: i64,
-        requests: &mut KeyUnitRequests,
-    ) {
-        let tol = state.videos[0].tolerance();
-        let Some(start) = state.ref_seg_start else {
-            // The first keyframe opens the first segment.
-            state.ref_seg_start = Some(pts);
-            state.ref_max_end = pts + duration;
-            state.discont_pending = false;
-            self.request_key_units(state, pts + target_ns, requests);
-            return;
-        };
-        let mut cut = None;
-        if keyframe && pts != start {
-            if state.discont_pending {
-                cut = Some(Cut { pts, discont: true });
-            } else if pts > start && pts - start >= target_ns - tol {
-                cut = Some(Cut {
-                    pts,
-                    discont: false,
-                });
-            } else if pts > start {
-                state.ref_candidate = Some(pts);
+        if !run.segmenter.started(i) {
+            run.segmenter
+                .set_latency(i, v.pad.imp().latency_ns.load(Ordering::Relaxed));
+            if keyframe && run.pdt_anchor.is_none() {
+                run.pdt_anchor = Some((pts, now_ms()));
             }
         }
-        if cut.is_none() {
-            state.ref_max_end = state.ref_max_end.max(pts + duration);
-            if state.ref_max_end - start >= target_ns + ROUNDING_MARGIN_NS {
-                if let Some(c) = state.ref_candidate.take() {
-                    gst::debug!(
-                        CAT,
-                        imp = self,
-                        "No keyframe at the target duration, cutting early at {}",
-                        c
-                    );
-                    cut = Some(Cut {
-                        pts: c,
-                        discont: false,
-                    });
-                }
-            }
-        } else {
-            state.ref_max_end = pts + duration;
-        }
-        if let Some(cut) = cut {
-            if cut.discont {
-                state.discont_pending = false;
-            }
-            state.cuts.push(cut);
-            state.ref_seg_start = Some(cut.pts);
-            state.ref_candidate = None;
-            self.request_key_units(state, cut.pts + target_ns, requests);
-        }
-    }
-
-    /// Asks every video encoder for a keyframe at running time `at` (ns).
-    /// A variant whose stream is already past `at` is not asked: an encoder
-    /// that gets a request for a time it has passed forces a keyframe at its
-    /// current frame, which would shift its GOPs off the other variants'.
-    fn request_key_units(&self, state: &State, at: i64, requests: &mut KeyUnitRequests) {
-        for v in &state.videos {
-            if v.max_pts_end < at {
-                requests.push((v.pad.clone(), at));
-            }
-        }
+        let actions = run.segmenter.push_video(
+            i,
+            segmenter::Sample {
+                pts,
+                dts,
+                duration,
+                keyframe,
+                discont: false,
+                data: buffer,
+            },
+        );
+        self.apply(run, actions, requests)
     }
 
     fn handle_audio(
         &self,
-        state: &mut State,
+        run: &mut Running,
         i: usize,
         buffer: gst::Buffer,
+        requests: &mut KeyUnitRequests,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let target_ns = state.cfg.as_ref().expect("started").target_ns;
-        let a = &mut state.audios[i];
+        let a = &mut run.audios[i];
         if a.config.is_none() && a.adts {
             if let Ok(map) = buffer.map_readable() {
                 a.config = AacConfig::from_adts(&map);
             }
         }
-        let pts = buffer
-            .pts()
-            .and_then(|t| running_time(&a.segment, t))
-            .or(a.next_pts);
-        let Some(pts) = pts else {
-            let stream = a.pad.name().to_string();
-            self.drop_buffer(state, &stream, "no timestamp");
-            return Ok(gst::FlowSuccess::Ok);
-        };
+        let pts = buffer.pts().and_then(|t| running_time(&a.segment, t));
         let duration = buffer.duration().map(|d| d.nseconds() as i64).unwrap_or(0);
-        a.next_pts = Some(pts + duration);
-        let sample = Sample {
-            pts,
-            dts: pts,
-            duration,
-            keyframe: true,
-            discont: false,
-            buffer,
-        };
-        a.max_pts_end = a.max_pts_end.max(sample.pts_end());
-        // Audio older than every variant's open segment can no longer be used.
-        let needed_from = state
-            .videos
-            .iter()
-            .filter(|v| v.started)
-            .filter_map(|v| v.pending.front().map(|s| s.pts).or(v.written_end))
-            .min();
-        let all_started = state.videos.iter().all(|v| v.started || v.eos);
-        let a = &mut state.audios[i];
-        if all_started && needed_from.is_some_and(|n| pts + duration <= n) {
-            let stream = a.pad.name().to_string();
-            self.drop_buffer(state, &stream, "audio later than the segment it belongs to");
-            return Ok(gst::FlowSuccess::Ok);
+        let has_time = pts.is_some();
+        let actions = run.segmenter.push_audio(i, pts, duration, buffer);
+        if !has_time && actions.is_empty() {
+            // Neither a timestamp nor an earlier frame to follow.
+            run.count_drop(Stream::Audio(i));
         }
-        a.pending.push_back(sample);
-        // Bound the backlog when no video consumes it.
-        let mut dropped = 0;
-        while a
-            .pending
-            .front()
-            .is_some_and(|f| a.max_pts_end - f.pts > AUDIO_BACKLOG_NS.max(4 * target_ns))
-        {
-            a.pending.pop_front();
-            dropped += 1;
-        }
-        if dropped > 0 {
-            let stream = a.pad.name().to_string();
-            for _ in 0..dropped {
-                self.drop_buffer(state, &stream, "audio backlog over 120 s");
+        self.apply(run, actions, requests)
+    }
+
+    /// Carries out the segmenter's actions.
+    fn apply(
+        &self,
+        run: &mut Running,
+        actions: Vec<Action<gst::Buffer>>,
+        requests: &mut KeyUnitRequests,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        for action in actions {
+            match action {
+                Action::RequestKeyUnit {
+                    variant,
+                    running_time,
+                } => requests.push((run.videos[variant].pad.clone(), running_time)),
+                Action::Write(segment) => self.write_segment(run, segment)?,
+                Action::Misaligned {
+                    variant,
+                    cut_pts,
+                    keyframe_pts,
+                } => {
+                    run.stats.misaligned += 1;
+                    let v = &mut run.videos[variant];
+                    v.series.misaligned.inc();
+                    gst::info!(
+                        CAT,
+                        obj = v.pad,
+                        "No keyframe at the cut at {} ns; cut at {} ns",
+                        cut_pts,
+                        keyframe_pts
+                    );
+                    if !std::mem::replace(&mut v.warned_misaligned, true) {
+                        gst::element_imp_warning!(
+                            self,
+                            gst::StreamError::Format,
+                            (
+                                "Variant {} has no keyframe at the cut at {} ns; cutting at its next keyframe at {} ns. Its encoder must honour force-key-unit events or use the same fixed GOP as the first variant (same key-int-max, no scene-cut keyframes). Further misalignments are only counted in gst_hls_keyframe_misalignments_total.",
+                                v.output.name,
+                                cut_pts,
+                                keyframe_pts
+                            )
+                        );
+                    }
+                }
+                Action::Dropped { stream, reason } => {
+                    run.count_drop(stream);
+                    let name = run.stream_name(stream);
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "Dropping buffer on {}: {}",
+                        name,
+                        reason.as_str()
+                    );
+                    if reason == segmenter::DropReason::AudioBacklog
+                        && !std::mem::replace(&mut run.warned_audio_backlog, true)
+                    {
+                        gst::element_imp_warning!(
+                            self,
+                            gst::StreamError::Demux,
+                            (
+                                "Audio on {} runs over 120 s ahead of the video; dropping the oldest audio",
+                                name
+                            )
+                        );
+                    }
+                }
             }
-            if !state_warned(&mut state.warned_audio_backlog) {
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Writes one segment of a variant, then its playlist and (live, event)
+    /// the multivariant playlist; posts the segment message.
+    fn write_segment(
+        &self,
+        run: &mut Running,
+        segment: Segment<gst::Buffer>,
+    ) -> Result<(), gst::FlowError> {
+        let vi = segment.variant;
+        let formats = run.track_formats(vi);
+        let anchor = run.pdt_anchor.filter(|_| run.cfg.program_date_time);
+        let Running {
+            cfg,
+            storage,
+            videos,
+            stats,
+            warned_early_delete,
+            ..
+        } = run;
+        let v = &mut videos[vi];
+        v.output.writer().update_formats(formats);
+        let written = match v
+            .output
+            .write(&segment, anchor, &cfg.playlist, cfg.target_ns, storage)
+        {
+            Ok(w) => w,
+            Err(WriteError::Format(err)) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    ("Malformed input on variant {}: {}", v.output.name, err)
+                );
+                return Err(gst::FlowError::Error);
+            }
+            Err(WriteError::Io { name, err }) => {
+                stats.write_errors += 1;
+                v.series.write_errors.inc();
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("Could not write {}: {}", storage.location(&name), err)
+                );
+                return Err(gst::FlowError::Error);
+            }
+        };
+        let Written {
+            name,
+            sequence,
+            size,
+            delete_errors,
+            early_deletions,
+            ..
+        } = written;
+        for (name, err) in delete_errors {
+            stats.write_errors += 1;
+            v.series.write_errors.inc();
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                (
+                    "Could not delete old segment {}: {}",
+                    storage.location(&name),
+                    err
+                )
+            );
+        }
+        if early_deletions > 0 {
+            stats.early_deletions += early_deletions;
+            if !std::mem::replace(warned_early_delete, true) {
                 gst::element_imp_warning!(
                     self,
-                    gst::StreamError::Demux,
+                    gst::ResourceError::Settings,
                     (
-                        "Audio on {} runs over 120 s ahead of the video; dropping the oldest audio",
-                        stream
+                        "max-files={} deletes segments before the RFC 8216 6.2.2 hold-back (segment duration + playlist duration) has passed; raise max-files",
+                        cfg.playlist.max_files
                     )
                 );
             }
         }
-        Ok(gst::FlowSuccess::Ok)
-    }
-
-    /// Writes every segment whose end is known and whose audio has arrived.
-    /// With `finish`, all input has ended: the rest is written as the final
-    /// segments and playlists get EXT-X-ENDLIST.
-    fn drain(&self, state: &mut State, finish: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let target_ns = state.cfg.as_ref().expect("started").target_ns;
-        for vi in 0..state.videos.len() {
-            loop {
-                let v = &state.videos[vi];
-                if v.pending.is_empty() {
-                    break;
-                }
-                let tol = v.tolerance();
-                let split = if let Some(cut) = state.cuts.get(v.next_cut).copied() {
-                    let first = v.pending[0].pts;
-                    if !cut.discont && first >= cut.pts - tol {
-                        // This variant started after the cut.
-                        state.videos[vi].next_cut += 1;
-                        continue;
-                    }
-                    let mut found = None;
-                    let mut after_discont = false;
-                    for (idx, s) in v.pending.iter().enumerate().skip(1) {
-                        after_discont |= s.discont;
-                        if !s.keyframe {
-                            continue;
-                        }
-                        if (s.pts - cut.pts).abs() <= tol {
-                            found = Some((idx, false));
-                            break;
-                        }
-                        if (!cut.discont && s.pts > cut.pts + tol) || (cut.discont && after_discont)
-                        {
-                            found = Some((idx, true));
-                            break;
-                        }
-                    }
-                    found.map(|(idx, misaligned)| (idx, misaligned, cut.discont))
-                } else {
-                    None
-                };
-                // The segment ends at the cut keyframe, or, before a
-                // discontinuity and at the end, with its last sample.
-                let (idx, misaligned, discont_next, cut_end) = match split {
-                    Some((idx, misaligned, discont)) => {
-                        let end = (!discont).then(|| v.pending[idx].pts);
-                        (idx, misaligned, discont, end)
-                    }
-                    None if finish => (v.pending.len(), false, false, None),
-                    None => break,
-                };
-                let end = cut_end.unwrap_or_else(|| {
-                    v.pending
-                        .iter()
-                        .take(idx)
-                        .rev()
-                        .take_while(|s| !s.discont)
-                        .map(|s| s.pts_end())
-                        .max()
-                        .unwrap_or(v.max_pts_end)
-                });
-                let video_ahead = v.max_pts_end;
-                let audio_ready = state
-                    .audios
-                    .iter()
-                    .all(|a| a.eos || a.max_pts_end >= end || video_ahead - end > 3 * target_ns);
-                if !audio_ready && !finish {
-                    break;
-                }
-                if misaligned {
-                    let v = &state.videos[vi];
-                    let (name, at) = (v.variant.clone(), v.pending[idx].pts);
-                    state.stats.misaligned += 1;
-                    self.count(state, &METRICS.misaligned, &name);
-                    gst::element_imp_warning!(
-                        self,
-                        gst::StreamError::Format,
-                        (
-                            "Variant {} has no keyframe at the cut at {} ns; cutting at its next keyframe at {} ns. Align the encoders' keyframes (same key-int-max, no scene-cut keyframes).",
-                            name,
-                            state.cuts[state.videos[vi].next_cut].pts,
-                            at
-                        )
-                    );
-                }
-                self.write_segment(state, vi, idx, cut_end, discont_next)?;
-                if idx < state.videos[vi].pending.len() || split.is_some() {
-                    state.videos[vi].next_cut += 1;
-                }
-            }
-        }
-        self.prune_audio(state);
-        Ok(gst::FlowSuccess::Ok)
-    }
-
-    fn prune_audio(&self, state: &mut State) {
-        if !state.videos.iter().all(|v| v.started || v.eos) {
-            return;
-        }
-        let Some(needed_from) = state
-            .videos
-            .iter()
-            .filter_map(|v| v.pending.front().map(|s| s.pts).or(v.written_end))
-            .min()
-        else {
-            return;
-        };
-        for a in &mut state.audios {
-            while a
-                .pending
-                .front()
-                .is_some_and(|s| s.pts_end() <= needed_from)
-            {
-                a.pending.pop_front();
-            }
-        }
-    }
-
-    fn track_formats(state: &State, vi: usize) -> Vec<TrackFormat> {
-        let v = &state.videos[vi];
-        let mut formats = vec![TrackFormat::Video {
-            codec: v.codec.unwrap_or(VideoCodec::H264),
-            nal_length_size: v.nal_length_size,
-            parameter_sets: v.parameter_sets.clone(),
-        }];
-        for a in &state.audios {
-            formats.push(TrackFormat::Aac {
-                config: a.config.unwrap_or(AacConfig {
-                    object_type: 2,
-                    frequency_index: 4,
-                    channel_config: 2,
-                }),
-                adts: a.adts,
-            });
-        }
-        formats
-    }
-
-    /// Writes the first `count` pending samples of variant `vi` as a segment
-    /// ending at `cut_end` (running time, ns; `None`: with its last sample),
-    /// then its playlist.
-    fn write_segment(
-        &self,
-        state: &mut State,
-        vi: usize,
-        count: usize,
-        cut_end: Option<i64>,
-        discont_next: bool,
-    ) -> Result<(), gst::FlowError> {
-        let cfg = state.cfg.clone().expect("started");
-        let formats = Self::track_formats(state, vi);
-        let State {
-            videos,
-            audios,
-            stats,
-            pipeline,
-            warned_early_delete,
-            ..
-        } = state;
-        let v = &mut videos[vi];
-        let samples: Vec<Sample> = v.pending.drain(..count).collect();
-        let start = samples[0].pts;
-        let runs = timestamp_runs(&samples, cut_end);
-        let end = runs.last().map(|r| r.1).unwrap_or(start);
-        let duration: i64 = runs.iter().map(|(a, b)| (b - a).max(0)).sum();
-        let audio: Vec<Vec<Sample>> = audios
-            .iter()
-            .map(|a| {
-                a.pending
-                    .iter()
-                    .filter(|s| runs.iter().any(|&(a, b)| s.pts >= a && s.pts < b))
-                    .cloned()
-                    .collect()
-            })
-            .collect();
-        let mut tracks: Vec<&[Sample]> = vec![&samples];
-        tracks.extend(audio.iter().map(|a| a.as_slice()));
-
-        let writer = v
-            .writer
-            .get_or_insert_with(|| TsSegmentWriter::new(formats.clone()));
-        writer.update_formats(formats);
-        let name = format!("segment{:05}.{}", v.next_seq, writer.extension());
-        let path = v.dir.join(&name);
-        let labels = [
-            pipeline.clone(),
-            self.obj().name().to_string(),
-            v.variant.clone(),
-        ];
-        let l = [labels[0].as_str(), labels[1].as_str(), labels[2].as_str()];
-        let size = match playlist::write_atomic_with(&path, |f| writer.write_segment(&tracks, f)) {
-            Ok(size) => size,
-            Err(SegmentError::Format(err)) => {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    ("Malformed input on variant {}: {}", v.variant, err)
-                );
-                return Err(gst::FlowError::Error);
-            }
-            Err(SegmentError::Io(err)) => {
-                count_write_error(stats, &l);
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Write,
-                    ("Could not write segment {}: {}", path.display(), err)
-                );
-                return Err(gst::FlowError::Error);
-            }
-        };
-        v.next_seq += 1;
-        v.written_end = Some(end);
-        let entry_discont = v.open_discont;
-        let entry = Entry {
-            uri: name,
-            path: path.clone(),
-            duration_ns: duration,
-            discontinuity: v.open_discont,
-        };
-        v.open_discont = discont_next;
-        v.playlist.push(entry, cfg.kind, cfg.window, end);
-        if cfg.kind != Kind::Vod {
-            let text = v.playlist.render(cfg.target_s, cfg.kind, false);
-            let ppath = v.dir.join(MEDIA_PLAYLIST_NAME);
-            if let Err(err) = playlist::write_atomic(&ppath, &text) {
-                count_write_error(stats, &l);
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Write,
-                    ("Could not write playlist {}: {}", ppath.display(), err)
-                );
-                return Err(gst::FlowError::Error);
-            }
-            let before = v.playlist.early_deletions;
-            for (p, err) in v.playlist.delete_expired(end, cfg.max_files) {
-                count_write_error(stats, &l);
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::Write,
-                    ("Could not delete old segment {}: {}", p.display(), err)
-                );
-            }
-            if v.playlist.early_deletions > before {
-                stats.early_deletions += v.playlist.early_deletions - before;
-                if !state_warned(warned_early_delete) {
-                    gst::element_imp_warning!(
-                        self,
-                        gst::ResourceError::Settings,
-                        (
-                            "max-files={} deletes segments before the RFC 8216 6.2.2 hold-back (segment duration + playlist duration) has passed; raise max-files",
-                            cfg.max_files
-                        )
-                    );
-                }
-            }
-        }
-
-        // Bit rates: peak over segments of at least half the target duration
-        // (a short final segment says little), average over all.
-        let v = &mut state.videos[vi];
-        let bits = size * 8;
-        if duration > 0 {
-            let bps = (bits as u128 * SECOND as u128 / duration as u128) as u64;
-            if duration >= cfg.target_ns / 2 || v.peak_bps == 0 {
-                v.peak_bps = v.peak_bps.max(bps);
-            }
-        }
-        v.total_bits += bits;
-        v.total_ns += duration;
-
-        let secs = duration as f64 / 1e9;
-        state.stats.segments_written += 1;
-        METRICS.segments.with_label_values(&l).inc();
-        METRICS.bytes.with_label_values(&l).inc_by(size);
-        METRICS.durations.with_label_values(&l).observe(secs);
-        METRICS
+        let secs = segment.duration as f64 / 1e9;
+        let location = storage.location(&name);
+        stats.segments_written += 1;
+        v.series.segments.inc();
+        v.series.bytes.inc_by(size);
+        v.series.durations.observe(secs);
+        v.series
             .media_sequence
-            .with_label_values(&l)
-            .set(v.playlist.media_sequence as i64);
-        if (playlist::extinf_seconds(duration) as f64).round() as u64 > cfg.target_s {
-            state.stats.overruns += 1;
-            METRICS.overruns.with_label_values(&l).inc();
+            .set(v.output.playlist.media_sequence as i64);
+        if playlist::overruns_target(segment.duration, cfg.playlist.target_s) {
+            stats.overruns += 1;
+            v.series.overruns.inc();
             gst::element_imp_warning!(
                 self,
                 gst::StreamError::Encode,
                 (
                     "Segment {} lasts {:.3} s, above target-duration {} s: no keyframe came in time. Set the encoder's keyframe interval to at most the target duration.",
-                    path.display(),
+                    location,
                     secs,
-                    cfg.target_s
+                    cfg.playlist.target_s
                 )
             );
         }
-        let v = &state.videos[vi];
         let msg = gst::message::Element::builder(
             gst::Structure::builder(SEGMENT_MESSAGE_NAME)
-                .field("variant", &v.variant)
-                .field("location", path.to_string_lossy().as_ref())
-                .field("sequence", v.next_seq - 1)
+                .field("variant", &v.output.name)
+                .field("location", &location)
+                .field("sequence", sequence)
                 .field(
                     "running-time",
-                    gst::ClockTime::from_nseconds(start.max(0) as u64),
+                    gst::ClockTime::from_nseconds(segment.start.max(0) as u64),
                 )
-                .field("duration", gst::ClockTime::from_nseconds(duration as u64))
+                .field(
+                    "duration",
+                    gst::ClockTime::from_nseconds(segment.duration.max(0) as u64),
+                )
                 .field("size", size)
-                .field("discontinuity", entry_discont)
+                .field("discontinuity", segment.discontinuity)
                 .build(),
         )
         .src(&*self.obj())
@@ -1022,24 +668,24 @@ impl HlsLadderSink {
             CAT,
             imp = self,
             "Wrote {} ({} bytes, {:.3} s)",
-            path.display(),
+            location,
             size,
             secs
         );
-        if cfg.kind != Kind::Vod {
-            self.write_multivariant(state, false)?;
+        if cfg.playlist.kind != Kind::Vod {
+            self.write_multivariant(run, false)?;
         }
         Ok(())
     }
 
     /// Writes the multivariant playlist (RFC 8216 4.3.4.2) once every variant
     /// has a segment, and again whenever its text changes.
-    fn write_multivariant(&self, state: &mut State, force: bool) -> Result<(), gst::FlowError> {
-        let cfg = state.cfg.clone().expect("started");
-        if !force && state.videos.iter().any(|v| v.next_seq == 0 && !v.eos) {
+    fn write_multivariant(&self, run: &mut Running, force: bool) -> Result<(), gst::FlowError> {
+        let open = |v: &VideoStream| v.output.segments_written() == 0;
+        if !force && run.videos.iter().any(open) {
             return Ok(());
         }
-        let audio_codecs: Vec<String> = state
+        let audio_codecs: Vec<String> = run
             .audios
             .iter()
             .map(|a| {
@@ -1048,89 +694,79 @@ impl HlsLadderSink {
                     .unwrap_or_else(|| "mp4a.40.2".into())
             })
             .collect();
-        let variants = state
+        let variants: Vec<Variant> = run
             .videos
             .iter()
-            .filter(|v| v.next_seq > 0)
-            .map(|v| {
-                let mut codecs: Vec<String> =
-                    v.parameter_sets.codec_string.iter().cloned().collect();
-                codecs.extend(audio_codecs.iter().cloned());
-                let average = if v.total_ns > 0 {
-                    Some((v.total_bits as u128 * SECOND as u128 / v.total_ns as u128) as u64)
-                } else {
-                    None
-                };
-                VariantStream {
-                    uri: format!("{}/{}", v.variant, MEDIA_PLAYLIST_NAME),
-                    bandwidth: v.peak_bps.max(1),
-                    average_bandwidth: average,
-                    codecs: (!codecs.is_empty() && v.parameter_sets.codec_string.is_some())
-                        .then(|| codecs.join(",")),
-                    resolution: v
-                        .width
-                        .zip(v.height)
-                        .map(|(width, height)| Resolution { width, height }),
-                    frame_rate: v.framerate.map(|f| (f * 1000.0).round() / 1000.0),
-                    ..Default::default()
-                }
+            .filter(|v| !open(v))
+            .map(|v| Variant {
+                uri: v.output.file_name(crate::output::MEDIA_PLAYLIST_NAME),
+                bandwidth: v.output.peak_bps.max(1),
+                average_bandwidth: v.output.average_bps(),
+                codecs: v.parameter_sets.codec_string.as_ref().map(|c| {
+                    std::iter::once(c.clone())
+                        .chain(audio_codecs.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
+                resolution: v.width.zip(v.height),
+                frame_rate: v.framerate,
             })
             .collect();
-        let master = MasterPlaylist {
-            version: Some(playlist::HLS_VERSION),
-            independent_segments: true,
-            variants,
-            ..Default::default()
-        };
-        let mut text = Vec::new();
-        master
-            .write_to(&mut text)
-            .expect("writing into a Vec cannot fail");
-        if state.last_master.as_ref() == Some(&text) {
+        let text = playlist::render_multivariant(&variants);
+        if run.last_master.as_ref() == Some(&text) {
             return Ok(());
         }
-        let path = cfg.dir.join(&cfg.multivariant_name);
-        if let Err(err) = playlist::write_atomic(&path, &text) {
-            state.stats.write_errors += 1;
+        let name = run.cfg.multivariant_name.clone();
+        if let Err(err) = run.storage.put(&name, text.as_bytes()) {
+            run.stats.write_errors += 1;
+            run.multivariant_errors.counter.inc();
             gst::element_imp_error!(
                 self,
                 gst::ResourceError::Write,
                 (
                     "Could not write multivariant playlist {}: {}",
-                    path.display(),
+                    run.storage.location(&name),
                     err
                 )
             );
             return Err(gst::FlowError::Error);
         }
-        state.last_master = Some(text);
+        run.last_master = Some(text);
         Ok(())
     }
 
     /// All pads reached EOS: write what is left and close the playlists.
-    fn finish(&self, state: &mut State) -> Result<(), gst::FlowError> {
-        if state.finished || state.cfg.is_none() {
+    fn finish(&self, run: &mut Running) -> Result<(), gst::FlowError> {
+        if run.finished {
             return Ok(());
         }
-        self.drain(state, true)?;
-        let cfg = state.cfg.clone().expect("started");
-        for v in &state.videos {
-            if v.next_seq == 0 {
+        let mut requests = KeyUnitRequests::new();
+        let actions = run.segmenter.finish();
+        self.apply(run, actions, &mut requests)?;
+        for v in &mut run.videos {
+            if v.output.segments_written() == 0 {
                 continue;
             }
-            let text = v.playlist.render(cfg.target_s, cfg.kind, true);
-            let path = v.dir.join(MEDIA_PLAYLIST_NAME);
-            if let Err(err) = playlist::write_atomic(&path, &text) {
+            if let Err(WriteError::Io { name, err }) =
+                v.output
+                    .write_playlist(&run.cfg.playlist, true, &run.storage)
+            {
+                run.stats.write_errors += 1;
+                v.series.write_errors.inc();
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::Write,
-                    ("Could not write playlist {}: {}", path.display(), err)
+                    (
+                        "Could not write playlist {}: {}",
+                        run.storage.location(&name),
+                        err
+                    )
                 );
                 return Err(gst::FlowError::Error);
             }
         }
-        if state.videos.iter().any(|v| v.next_seq > 0) {
-            self.write_multivariant(state, true)?;
+        if run.videos.iter().any(|v| v.output.segments_written() > 0) {
+            self.write_multivariant(run, true)?;
         } else {
             gst::element_imp_warning!(
                 self,
@@ -1138,7 +774,7 @@ impl HlsLadderSink {
                 ("EOS before any segment was written: no playlist written")
             );
         }
-        state.finished = true;
+        run.finished = true;
         Ok(())
     }
 
@@ -1149,9 +785,12 @@ impl HlsLadderSink {
             EventView::Caps(c) => {
                 let caps = c.caps_owned();
                 let mut state = self.lock_state();
-                match state.slot(pad) {
-                    Some(Slot::Video(i)) => self.set_video_caps(&mut state, i, &caps),
-                    Some(Slot::Audio(i)) => self.set_audio_caps(&mut state, i, &caps),
+                let State::Started(run) = &mut *state else {
+                    return false;
+                };
+                match run.slot(pad) {
+                    Some(Stream::Video(i)) => self.set_video_caps(run, i, &caps),
+                    Some(Stream::Audio(i)) => self.set_audio_caps(run, i, &caps),
                     None => false,
                 }
             }
@@ -1170,75 +809,76 @@ impl HlsLadderSink {
                     return false;
                 };
                 let mut state = self.lock_state();
-                let changed = match state.slot(pad) {
-                    Some(Slot::Video(i)) => {
-                        let v = &mut state.videos[i];
-                        let changed = v.seen_segment && v.started && v.segment != segment;
+                let State::Started(run) = &mut *state else {
+                    return false;
+                };
+                match run.slot(pad) {
+                    Some(Stream::Video(i)) => {
+                        let v = &mut run.videos[i];
+                        let changed = v.seen_segment && v.segment != segment;
                         v.segment = segment;
                         v.seen_segment = true;
-                        changed
+                        if changed && run.segmenter.started(i) {
+                            gst::info!(
+                                CAT,
+                                obj = pad,
+                                "New segment: next segment is a discontinuity"
+                            );
+                            run.segmenter.mark_discontinuity(i);
+                        }
                     }
-                    Some(Slot::Audio(i)) => {
-                        let a = &mut state.audios[i];
-                        a.segment = segment;
-                        false
-                    }
-                    None => false,
-                };
-                if changed {
-                    gst::info!(
-                        CAT,
-                        obj = pad,
-                        "New segment: next segment is a discontinuity"
-                    );
-                    state.discont_pending = true;
+                    Some(Stream::Audio(i)) => run.audios[i].segment = segment,
+                    None => (),
                 }
                 true
             }
             EventView::FlushStop(_) => {
                 let mut state = self.lock_state();
-                if let Some(Slot::Video(i)) = state.slot(pad) {
-                    let v = &mut state.videos[i];
-                    if v.started {
-                        v.last_dts = None;
-                        state.discont_pending = true;
+                if let State::Started(run) = &mut *state {
+                    if let Some(Stream::Video(i)) = run.slot(pad) {
+                        run.segmenter.mark_discontinuity(i);
                     }
                 }
                 true
             }
             EventView::FlushStart(_) => true,
-            EventView::Eos(_) => {
-                let mut post_eos = false;
-                {
-                    let mut state = self.lock_state();
-                    match state.slot(pad) {
-                        Some(Slot::Video(i)) => state.videos[i].eos = true,
-                        Some(Slot::Audio(i)) => state.audios[i].eos = true,
-                        None => (),
-                    }
-                    if state.cfg.is_some() && !state.finished {
-                        let res = if state.all_eos() {
-                            state.eos_reached = true;
-                            // Like GstBaseSink, post EOS only in PLAYING: a
-                            // bin can drop an EOS posted while it is still
-                            // on its way there. change_state posts it then.
-                            post_eos = state.playing;
-                            self.finish(&mut state)
-                        } else {
-                            self.drain(&mut state, false).map(|_| ())
-                        };
-                        if res.is_err() {
-                            return false;
-                        }
-                    }
-                }
-                if post_eos {
-                    self.post_eos();
-                }
-                true
-            }
+            EventView::Eos(_) => self.handle_eos(pad),
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
         }
+    }
+
+    fn handle_eos(&self, pad: &super::HlsLadderSinkPad) -> bool {
+        let mut post_eos = false;
+        {
+            let mut state = self.lock_state();
+            let State::Started(run) = &mut *state else {
+                return true;
+            };
+            let Some(stream) = run.slot(pad) else {
+                return true;
+            };
+            if run.finished {
+                return true;
+            }
+            let mut requests = KeyUnitRequests::new();
+            let actions = run.segmenter.end_of_stream(stream);
+            let mut res = self.apply(run, actions, &mut requests).map(|_| ());
+            if res.is_ok() && run.segmenter.all_eos() {
+                run.eos_reached = true;
+                // Like GstBaseSink, post EOS only in PLAYING: a bin can drop
+                // an EOS posted while it is still on its way there.
+                // change_state posts it then.
+                post_eos = run.playing;
+                res = self.finish(run);
+            }
+            if res.is_err() {
+                return false;
+            }
+        }
+        if post_eos {
+            self.post_eos();
+        }
+        true
     }
 
     /// Posts the EOS message; called once all pads are at EOS and the
@@ -1250,49 +890,60 @@ impl HlsLadderSink {
             .post_message(gst::message::Eos::builder().src(&*self.obj()).build());
     }
 
-    fn set_video_caps(&self, state: &mut State, i: usize, caps: &gst::Caps) -> bool {
-        let v = &mut state.videos[i];
-        let parsed = parse_video_caps(caps);
-        match parsed {
-            Ok(info) => {
-                if v.codec.is_some_and(|c| c != info.codec) {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        (
-                            "{}: the codec cannot change mid-stream (new caps {})",
-                            v.pad.name(),
-                            caps
-                        )
-                    );
-                    return false;
-                }
-                v.codec = Some(info.codec);
-                v.nal_length_size = info.nal_length_size;
-                if let Some(ps) = info.parameter_sets {
-                    v.parameter_sets = ps;
-                }
-                v.width = info.width;
-                v.height = info.height;
-                v.framerate = info.framerate;
-                v.frame_duration = info.framerate.map(|f| (1e9 / f).round() as i64);
-                gst::debug!(CAT, obj = v.pad, "Caps {}", caps);
-                true
-            }
+    fn set_video_caps(&self, run: &mut Running, i: usize, caps: &gst::Caps) -> bool {
+        let v = &mut run.videos[i];
+        let info = match parse_video_caps(caps) {
+            Ok(info) => info,
             Err(err) => {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Format,
                     ("{} cannot take caps {}: {}", v.pad.name(), caps, err)
                 );
-                false
+                return false;
             }
+        };
+        if v.codec.is_some_and(|c| c != info.codec) {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                (
+                    "{}: the codec cannot change mid-stream (new caps {})",
+                    v.pad.name(),
+                    caps
+                )
+            );
+            return false;
         }
+        if v.codec.is_none() && info.codec == VideoCodec::H265 {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                (
+                    "Variant {} is H.265 in MPEG-TS segments: Apple's HLS Authoring Specification requires fragmented MP4 (CMAF) for HEVC, so Apple players will refuse it; other players play it",
+                    v.output.name
+                )
+            );
+        }
+        v.codec = Some(info.codec);
+        v.nal_length_size = info.nal_length_size;
+        if let Some(ps) = info.parameter_sets {
+            v.parameter_sets = ps;
+        }
+        v.width = info.width;
+        v.height = info.height;
+        v.framerate = info.framerate;
+        v.frame_duration = info.framerate.map(|f| (1e9 / f).round() as i64);
+        run.segmenter.set_frame_duration(i, v.frame_duration);
+        gst::debug!(CAT, obj = v.pad, "Caps {}", caps);
+        true
     }
 
-    fn set_audio_caps(&self, state: &mut State, i: usize, caps: &gst::Caps) -> bool {
-        let a = &mut state.audios[i];
-        let s = caps.structure(0).expect("fixed caps have a structure");
+    fn set_audio_caps(&self, run: &mut Running, i: usize, caps: &gst::Caps) -> bool {
+        let a = &mut run.audios[i];
+        let Some(s) = caps.structure(0) else {
+            return false;
+        };
         let format = s.get::<&str>("stream-format").unwrap_or("adts");
         match format {
             "adts" => {
@@ -1364,37 +1015,69 @@ impl HlsLadderSink {
         gst::Pad::query_default(pad, Some(&*self.obj()), query)
     }
 
-    /// Checks the output directory and prepares every variant directory.
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
-        let cfg = Config::from_settings(&settings);
-        let dir = &cfg.dir;
-        let meta = fs::metadata(dir).map_err(|err| {
+    /// A variant's stream: its directory prepared and its series at 0.
+    fn new_video(
+        &self,
+        pad: super::HlsLadderSinkPad,
+        variant: String,
+        pipeline: &str,
+        storage: &FsStorage,
+    ) -> Result<VideoStream, gst::ErrorMessage> {
+        storage.prepare_dir(&variant).map_err(|err| {
             gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("Output directory {} is not usable: {}", dir.display(), err)
+                gst::ResourceError::OpenWrite,
+                (
+                    "Could not create variant directory {}: {}",
+                    storage.location(&variant),
+                    err
+                )
             )
         })?;
-        if !meta.is_dir() {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("Output directory {} is not a directory", dir.display())
-            ));
+        let series = VariantSeries::new(pipeline, &self.obj().name(), &variant);
+        let writer: Box<dyn SegmentWriter> = Box::new(TsSegmentWriter::new(Vec::new()));
+        Ok(VideoStream {
+            pad,
+            segment: gst::FormattedSegment::new(),
+            seen_segment: false,
+            codec: None,
+            nal_length_size: None,
+            parameter_sets: ParameterSets::default(),
+            width: None,
+            height: None,
+            framerate: None,
+            frame_duration: None,
+            output: VariantOutput::new(variant, writer),
+            series,
+            warned_misaligned: false,
+        })
+    }
+
+    fn new_audio(&self, pad: super::HlsLadderSinkPad, pipeline: &str) -> AudioStream {
+        AudioStream {
+            dropped: CounterSeries::new(
+                Counter::Dropped,
+                pipeline,
+                &self.obj().name(),
+                &pad.name(),
+            ),
+            pad,
+            segment: gst::FormattedSegment::new(),
+            config: None,
+            adts: true,
         }
-        // Writability: create and remove a probe file.
-        let probe = dir.join(".hlsladdersink-probe.tmp");
-        fs::write(&probe, b"")
-            .and_then(|_| fs::remove_file(&probe))
-            .map_err(|err| {
-                gst::error_msg!(
-                    gst::ResourceError::OpenWrite,
-                    (
-                        "Output directory {} is not writable: {}",
-                        dir.display(),
-                        err
-                    )
-                )
-            })?;
+    }
+
+    /// Opens the output directory (created when missing) and builds the
+    /// streaming state from the pads.
+    fn start(&self) -> Result<Box<Running>, gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let cfg = Config::from_settings(&settings);
+        let storage = FsStorage::open(&cfg.dir).map_err(|err| {
+            gst::error_msg!(
+                gst::ResourceError::OpenWrite,
+                ("Output directory {} {}", cfg.dir.display(), err)
+            )
+        })?;
         if settings.max_files != 0 && settings.max_files < settings.playlist_length {
             gst::element_imp_warning!(
                 self,
@@ -1407,22 +1090,19 @@ impl HlsLadderSink {
                 )
             );
         }
-        playlist::remove_stale_temporaries(dir);
-
-        let pipeline = exporter::pipeline_label(&*self.obj());
-        let mut state = self.lock_state();
-        state.pipeline = pipeline;
-        if state.videos.is_empty() {
+        let pads = self.pads.lock().unwrap().clone();
+        let is_video = |p: &super::HlsLadderSinkPad| p.name().starts_with("video_");
+        if !pads.iter().any(is_video) {
             return Err(gst::error_msg!(
                 gst::CoreError::Pad,
                 ("No video_%u pad requested: every variant needs a video stream")
             ));
         }
-        let pipeline = state.pipeline.clone();
-        for v in &mut state.videos {
-            self.prepare_variant(&pipeline, dir, v)?;
-        }
-        let mut names: Vec<&str> = state.videos.iter().map(|v| v.variant.as_str()).collect();
+        let mut names: Vec<String> = pads
+            .iter()
+            .filter(|p| is_video(p))
+            .map(variant_name_of)
+            .collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err(gst::error_msg!(
@@ -1430,77 +1110,49 @@ impl HlsLadderSink {
                 ("Two video pads have the same variant-name: {:?}", names)
             ));
         }
-        state.cfg = Some(cfg);
-        Ok(())
-    }
-
-    /// Creates a variant's directory under `dir`, removes temporaries a
-    /// killed run left there, and creates its series at 0 so that rate() and
-    /// increase() see the first event.
-    fn prepare_variant(
-        &self,
-        pipeline: &str,
-        dir: &std::path::Path,
-        v: &mut VideoStream,
-    ) -> Result<(), gst::ErrorMessage> {
-        v.dir = dir.join(&v.variant);
-        fs::create_dir_all(&v.dir).map_err(|err| {
-            gst::error_msg!(
-                gst::ResourceError::OpenWrite,
-                (
-                    "Could not create variant directory {}: {}",
-                    v.dir.display(),
-                    err
-                )
-            )
-        })?;
-        playlist::remove_stale_temporaries(&v.dir);
-        let element = self.obj().name();
-        let l = [pipeline, element.as_str(), v.variant.as_str()];
-        let m = &*METRICS;
-        for c in [
-            &m.segments,
-            &m.bytes,
-            &m.overruns,
-            &m.misaligned,
-            &m.write_errors,
-            &m.dropped,
-        ] {
-            c.with_label_values(&l);
+        let pipeline = exporter::pipeline_label(&*self.obj());
+        let mut segmenter = Segmenter::new(segmenter::Config::new(cfg.target_ns));
+        let mut videos = Vec::new();
+        let mut audios = Vec::new();
+        for pad in pads {
+            if is_video(&pad) {
+                let name = variant_name_of(&pad);
+                videos.push(self.new_video(pad, name, &pipeline, &storage)?);
+                segmenter.add_video();
+            } else {
+                audios.push(self.new_audio(pad, &pipeline));
+                segmenter.add_audio();
+            }
         }
-        m.durations.with_label_values(&l);
-        m.media_sequence.with_label_values(&l);
-        Ok(())
-    }
-
-    /// Drops all streaming state, keeping the pads.
-    fn reset(&self) {
-        let mut state = self.lock_state();
-        let pipeline = state.pipeline.clone();
-        let element = self.obj().name().to_string();
-        for v in &state.videos {
-            remove_series(&pipeline, &element, &v.variant);
-        }
-        let videos = state
-            .videos
-            .drain(..)
-            .map(|v| VideoStream::new(v.pad, v.variant))
-            .collect();
-        let audios = state
-            .audios
-            .drain(..)
-            .map(|a| AudioStream::new(a.pad))
-            .collect();
-        *state = State {
+        Ok(Box::new(Running {
+            multivariant_errors: CounterSeries::new(
+                Counter::WriteErrors,
+                &pipeline,
+                &self.obj().name(),
+                crate::metrics::MULTIVARIANT_STREAM,
+            ),
+            cfg,
+            pipeline,
+            storage,
+            segmenter,
             videos,
             audios,
-            ..Default::default()
-        };
+            last_master: None,
+            pdt_anchor: None,
+            finished: false,
+            warned_early_delete: false,
+            warned_audio_backlog: false,
+            eos_reached: false,
+            playing: false,
+            stats: Stats::default(),
+        }))
     }
 
     fn stats(&self) -> gst::Structure {
-        let state = self.lock_state();
-        let s = state.stats;
+        let s = match &*self.lock_state() {
+            State::Started(run) => run.stats,
+            State::Stopped => Stats::default(),
+        };
         gst::Structure::builder("hlsladdersink-stats")
             .field("segments-written", s.segments_written)
             .field("target-duration-overruns", s.overruns)
@@ -1512,55 +1164,13 @@ impl HlsLadderSink {
     }
 }
 
-/// Splits a segment's samples (decode order) into runs of continuous
-/// timestamps, cut where a sample follows a discontinuity; returns each run's
-/// (first PTS, end PTS) in ns. The last run ends at `cut_end` when given.
-/// The segment's duration is the sum of the runs, so a timestamp jump inside
-/// a segment does not count as media time.
-fn timestamp_runs(samples: &[Sample], cut_end: Option<i64>) -> Vec<(i64, i64)> {
-    let mut runs = Vec::new();
-    let mut run = (i64::MAX, i64::MIN);
-    for (i, s) in samples.iter().enumerate() {
-        if i > 0 && s.discont {
-            runs.push(run);
-            run = (i64::MAX, i64::MIN);
-        }
-        run.0 = run.0.min(s.pts);
-        run.1 = run.1.max(s.pts_end());
-    }
-    if let Some(end) = cut_end {
-        run.1 = end;
-    }
-    runs.push(run);
-    runs
-}
-
-/// Counts a failed write or deletion of a variant's file in the stats and
-/// in `gst_hls_write_errors_total` for the variant's labels.
-fn count_write_error(stats: &mut Stats, labels: &[&str; 3]) {
-    stats.write_errors += 1;
-    METRICS.write_errors.with_label_values(labels).inc();
-}
-
-fn state_warned(flag: &mut bool) -> bool {
-    std::mem::replace(flag, true)
-}
-
-fn remove_series(pipeline: &str, element: &str, stream: &str) {
-    let l = [pipeline, element, stream];
-    let m = &*METRICS;
-    for c in [
-        &m.segments,
-        &m.bytes,
-        &m.overruns,
-        &m.misaligned,
-        &m.write_errors,
-        &m.dropped,
-    ] {
-        let _ = c.remove_label_values(&l);
-    }
-    let _ = m.durations.remove_label_values(&l);
-    let _ = m.media_sequence.remove_label_values(&l);
+/// The variant name of a video pad: its `variant-name`, or `v<N>` from the
+/// pad name `video_<N>`.
+fn variant_name_of(pad: &super::HlsLadderSinkPad) -> String {
+    pad.imp().variant_name().unwrap_or_else(|| {
+        let name = pad.name();
+        format!("v{}", name.strip_prefix("video_").unwrap_or(&name))
+    })
 }
 
 struct VideoCapsInfo {
@@ -1627,9 +1237,9 @@ impl ObjectImpl for HlsLadderSink {
                 glib::ParamSpecString::builder("output-directory")
                     .nick("Output Directory")
                     .blurb(
-                        "Existing, writable directory for the multivariant playlist; each \
-                         variant writes index.m3u8 and its segments into a subdirectory \
-                         named after the variant",
+                        "Writable directory for the multivariant playlist, created with its \
+                         parents when missing; each variant writes index.m3u8 and its \
+                         segments into a subdirectory named after the variant",
                     )
                     .default_value(Some(DEFAULT_OUTPUT_DIRECTORY))
                     .mutable_ready()
@@ -1680,6 +1290,17 @@ impl ObjectImpl for HlsLadderSink {
                     .default_value(Some(DEFAULT_MULTIVARIANT_NAME))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("program-date-time")
+                    .nick("Program Date Time")
+                    .blurb(
+                        "Write EXT-X-PROGRAM-DATE-TIME (UTC, ms) on the first segment of every \
+                         media playlist and after each discontinuity, from one wall-clock \
+                         anchor taken at the first keyframe: the same instant in every \
+                         variant at the same media sequence number",
+                    )
+                    .default_value(DEFAULT_PROGRAM_DATE_TIME)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -1707,6 +1328,7 @@ impl ObjectImpl for HlsLadderSink {
             "playlist-type" => settings.playlist_type = value.get().expect("type checked"),
             "playlist-length" => settings.playlist_length = value.get().expect("type checked"),
             "max-files" => settings.max_files = value.get().expect("type checked"),
+            "program-date-time" => settings.program_date_time = value.get().expect("type checked"),
             "multivariant-playlist-name" => {
                 let name: Option<String> = value.get().expect("type checked");
                 match name {
@@ -1731,6 +1353,7 @@ impl ObjectImpl for HlsLadderSink {
             "playlist-type" => settings.playlist_type.to_value(),
             "playlist-length" => settings.playlist_length.to_value(),
             "max-files" => settings.max_files.to_value(),
+            "program-date-time" => settings.program_date_time.to_value(),
             "multivariant-playlist-name" => settings.multivariant_name.to_value(),
             "stats" => {
                 drop(settings);
@@ -1832,8 +1455,9 @@ impl ElementImpl for HlsLadderSink {
     ) -> Option<gst::Pad> {
         let is_video = templ.name_template() == "video_%u";
         let prefix = if is_video { "video_" } else { "audio_" };
+        let mut pads = self.pads.lock().unwrap();
         let mut state = self.lock_state();
-        if state.cfg.is_some() && !is_video {
+        if matches!(*state, State::Started(_)) && !is_video {
             gst::element_imp_warning!(
                 self,
                 gst::CoreError::Pad,
@@ -1841,9 +1465,7 @@ impl ElementImpl for HlsLadderSink {
             );
             return None;
         }
-        let used: Vec<u32> = self
-            .obj()
-            .sink_pads()
+        let used: Vec<u32> = pads
             .iter()
             .filter_map(|p| p.name().strip_prefix(prefix).and_then(|n| n.parse().ok()))
             .collect();
@@ -1882,28 +1504,34 @@ impl ElementImpl for HlsLadderSink {
                 )
             })
             .build();
-        if is_video {
-            let variant = pad
-                .imp()
-                .variant_name()
-                .unwrap_or_else(|| format!("v{index}"));
-            let mut v = VideoStream::new(pad.clone(), variant);
-            if let Some(dir) = state.cfg.as_ref().map(|c| c.dir.clone()) {
-                if let Err(err) = self.prepare_variant(&state.pipeline, &dir, &mut v) {
+        if let State::Started(run) = &mut *state {
+            // A variant added while streaming joins at the next cut.
+            let variant = variant_name_of(&pad);
+            if run.videos.iter().any(|v| v.output.name == variant) {
+                gst::element_imp_warning!(
+                    self,
+                    gst::CoreError::Pad,
+                    ("Variant name {} is taken", variant)
+                );
+                return None;
+            }
+            match self.new_video(pad.clone(), variant, &run.pipeline, &run.storage) {
+                Ok(v) => {
+                    run.videos.push(v);
+                    run.segmenter.add_video();
+                }
+                Err(err) => {
                     self.post_error_message(err);
                     return None;
                 }
             }
-            state.videos.push(v);
-        } else {
-            state.audios.push(AudioStream::new(pad.clone()));
         }
+        pads.push(pad.clone());
         drop(state);
+        drop(pads);
         if let Err(err) = self.obj().add_pad(&pad) {
             gst::warning!(CAT, imp = self, "Could not add pad {}: {}", pad_name, err);
-            let mut state = self.lock_state();
-            state.videos.retain(|v| v.pad != pad);
-            state.audios.retain(|a| a.pad != pad);
+            self.pads.lock().unwrap().retain(|p| p != &pad);
             return None;
         }
         Some(pad.upcast())
@@ -1911,13 +1539,19 @@ impl ElementImpl for HlsLadderSink {
 
     fn release_pad(&self, pad: &gst::Pad) {
         {
+            let mut pads = self.pads.lock().unwrap();
+            pads.retain(|p| p.upcast_ref::<gst::Pad>() != pad);
             let mut state = self.lock_state();
-            state
-                .videos
-                .retain(|v| v.pad.upcast_ref::<gst::Pad>() != pad);
-            state
-                .audios
-                .retain(|a| a.pad.upcast_ref::<gst::Pad>() != pad);
+            if let (State::Started(run), Some(pad)) =
+                (&mut *state, pad.downcast_ref::<super::HlsLadderSinkPad>())
+            {
+                // Its stream ends here: what it had is written.
+                if let Some(stream) = run.slot(pad).filter(|_| !run.finished) {
+                    let mut requests = KeyUnitRequests::new();
+                    let actions = run.segmenter.end_of_stream(stream);
+                    let _ = self.apply(run, actions, &mut requests);
+                }
+            }
         }
         let _ = self.obj().remove_pad(pad);
     }
@@ -1927,31 +1561,37 @@ impl ElementImpl for HlsLadderSink {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused {
-            // Variant names may have been set on the pads after request.
-            {
-                let mut state = self.lock_state();
-                for v in &mut state.videos {
-                    if let Some(name) = v.pad.imp().variant_name() {
-                        v.variant = name;
-                    }
+            match self.start() {
+                Ok(run) => *self.lock_state() = State::Started(run),
+                Err(err) => {
+                    self.post_error_message(err);
+                    return Err(gst::StateChangeError);
                 }
-            }
-            if let Err(err) = self.start() {
-                self.post_error_message(err);
-                return Err(gst::StateChangeError);
             }
         }
         if transition == gst::StateChange::PlayingToPaused {
-            self.lock_state().playing = false;
+            if let State::Started(run) = &mut *self.lock_state() {
+                run.playing = false;
+            }
         }
-        let res = self.parent_change_state(transition)?;
+        let res = match self.parent_change_state(transition) {
+            Ok(res) => res,
+            Err(err) => {
+                if transition == gst::StateChange::ReadyToPaused {
+                    *self.lock_state() = State::Stopped;
+                }
+                return Err(err);
+            }
+        };
         match transition {
-            gst::StateChange::PausedToReady => self.reset(),
+            gst::StateChange::PausedToReady => *self.lock_state() = State::Stopped,
             gst::StateChange::PausedToPlaying => {
-                let post = {
-                    let mut state = self.lock_state();
-                    state.playing = true;
-                    state.eos_reached
+                let post = match &mut *self.lock_state() {
+                    State::Started(run) => {
+                        run.playing = true;
+                        run.eos_reached
+                    }
+                    State::Stopped => false,
                 };
                 if post {
                     self.post_eos();
