@@ -6,7 +6,9 @@
 #   hlssink2  the same upstream into hlssink2 (gst-plugins-bad)
 #   ffmpeg    ffmpeg -c copy -f hls
 #   floor     the same upstream into fakesinks (demux + parse cost only)
-# and reports the median CPU seconds (user+sys) of each whole process.
+#   ffnull    ffmpeg -c copy -f null (ffmpeg's demux cost without muxing)
+# and reports the median CPU seconds (user+sys) of each whole process, and
+# each segmenter's own cost: ours - floor beside ffmpeg - ffnull.
 #
 # This script never builds anything. Build the plugin first:
 #     cargo build --release          # -> target/release/libgsthlsladder.so
@@ -101,7 +103,7 @@ fi
 IN_BYTES=$(stat -c %s "$IN")
 
 # ---------------------------------------------------------------- candidates
-NAMES=(ours hlssink2 ffmpeg floor)
+NAMES=(ours hlssink2 ffmpeg floor ffnull)
 
 cmd_for() { # cmd_for <name> <outdir>  -> sets array CMD
     local o=$2
@@ -120,6 +122,7 @@ cmd_for() { # cmd_for <name> <outdir>  -> sets array CMD
     floor) CMD=(gst-launch-1.0 -q filesrc "location=$IN" ! tsdemux name=d
             d. ! queue ! h264parse ! fakesink
             d. ! queue ! aacparse ! fakesink) ;;
+    ffnull) CMD=(ffmpeg -nostdin -v error -i "$IN" -c copy -f null -) ;;
     esac
 }
 
@@ -239,11 +242,11 @@ ratio() { # ratio <num> <den>
     awk -v a="$1" -v b="$2" 'BEGIN{ if (b <= 0) print "n/a"; else printf "%.2f", a/b }'
 }
 echo
-o=${MED[ours]:-}; h=${MED[hlssink2]:-}; f=${MED[ffmpeg]:-}; fl=${MED[floor]:-}
+o=${MED[ours]:-}; h=${MED[hlssink2]:-}; f=${MED[ffmpeg]:-}; fl=${MED[floor]:-}; fn=${MED[ffnull]:-}
 if [[ -n $o && -n $f ]]; then
-    echo "ours/ffmpeg      = $(ratio "$o" "$f")   (goal: ours/ffmpeg <= 1.5)"
+    echo "ours/ffmpeg      = $(ratio "$o" "$f")   (goal: ours/ffmpeg <= 1.0; 1.2 before the segmenter rework)"
 else
-    echo "ours/ffmpeg      = n/a    (goal: ours/ffmpeg <= 1.5)"
+    echo "ours/ffmpeg      = n/a    (goal: ours/ffmpeg <= 1.0)"
 fi
 if [[ -n $o && -n $h ]]; then
     echo "hlssink2/ours    = $(ratio "$h" "$o")   (goal: hlssink2/ours >= 5)"
@@ -258,6 +261,12 @@ if [[ -n $fl ]]; then
     else
         echo "sink only (minus floor ${fl} s): ours ${so} s, hlssink2 ${sh} s"
     fi
+fi
+if [[ -n $fl && -n $o && -n $f && -n $fn ]]; then
+    so=$(awk -v a="$o" -v b="$fl" 'BEGIN{printf "%.2f", a-b}')
+    sf=$(awk -v a="$f" -v b="$fn" 'BEGIN{printf "%.2f", a-b}')
+    echo "segmenter only: ours ${so} s (ours - floor) vs ffmpeg ${sf} s (-f hls minus -f null ${fn} s), ours/ffmpeg = $(ratio "$so" "$sf")"
+    echo "demux floors: gstreamer ${fl} s, ffmpeg ${fn} s"
 fi
 
 # ---------------------------------------------------------------- sanity of outputs

@@ -186,6 +186,10 @@ fn live_playlists_follow_rfc8216_on_every_rewrite() {
     let mut checkers: Vec<RewriteChecker> = (0..3).map(|_| RewriteChecker::default()).collect();
     let mut last_text: Vec<Vec<u8>> = vec![Vec::new(); 3];
     let mut max_on_disk = 0;
+    // Media sequence -> EXT-X-PROGRAM-DATE-TIME in ms, per variant, and
+    // media sequence -> EXTINF in ms.
+    let mut pdt_ms: Vec<std::collections::BTreeMap<u64, i64>> = vec![Default::default(); 3];
+    let mut durations_ms = std::collections::BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let done = child.try_wait().unwrap().is_some();
@@ -207,6 +211,27 @@ fn live_playlists_follow_rfc8216_on_every_rewrite() {
                 pl.playlist_type.is_none(),
                 "live playlists carry no PLAYLIST-TYPE"
             );
+            assert!(
+                String::from_utf8_lossy(&text).contains("#EXT-X-DISCONTINUITY-SEQUENCE:"),
+                "v{i}: EXT-X-DISCONTINUITY-SEQUENCE missing (it is written also at 0)"
+            );
+            let first_pdt = pl.segments.first().and_then(|s| s.program_date_time);
+            assert!(
+                first_pdt.is_some(),
+                "v{i}: no EXT-X-PROGRAM-DATE-TIME on the first segment"
+            );
+            for (k, seg) in pl.segments.iter().enumerate() {
+                let seq = pl.media_sequence + k as u64;
+                durations_ms.insert(seq, (seg.duration as f64 * 1000.0).round() as i64);
+                if let Some(t) = seg.program_date_time {
+                    let ms = t.timestamp_millis();
+                    let earlier = pdt_ms[i].insert(seq, ms);
+                    assert!(
+                        earlier.is_none_or(|e| e == ms),
+                        "v{i}: PDT of sequence {seq} changed"
+                    );
+                }
+            }
             last_text[i] = text;
         }
         if done {
@@ -230,6 +255,24 @@ fn live_playlists_follow_rfc8216_on_every_rewrite() {
         );
         let pl = read_media_playlist(&dirs[i].join("index.m3u8")).unwrap();
         assert!(pl.end_list, "EXT-X-ENDLIST at EOS");
+    }
+    // One wall-clock anchor: the same instant in every variant at the same
+    // media sequence number, advancing exactly with the listed durations.
+    for i in 1..3 {
+        for (seq, ms) in &pdt_ms[i] {
+            if let Some(ref_ms) = pdt_ms[0].get(seq) {
+                assert_eq!(ms, ref_ms, "v{i} PDT at sequence {seq} differs from v0");
+            }
+        }
+    }
+    for (i, pdts) in pdt_ms.iter().enumerate() {
+        assert!(pdts.len() >= 10, "v{i}: only {} PDTs seen", pdts.len());
+        let seqs: Vec<(&u64, &i64)> = pdts.iter().collect();
+        for w in seqs.windows(2) {
+            let ((&a, &ta), (&b, &tb)) = (w[0], w[1]);
+            let listed: i64 = (a..b).map(|q| durations_ms[&q]).sum();
+            assert_eq!(tb - ta, listed, "v{i}: PDT from sequence {a} to {b}");
+        }
     }
     assert!(
         max_on_disk <= 12,

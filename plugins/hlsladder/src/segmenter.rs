@@ -99,6 +99,8 @@ pub enum DropReason {
     LateAudio,
     /// Audio more than 120 s (or four target durations) ahead of the video.
     AudioBacklog,
+    /// An audio frame with no timestamp and no earlier frame to follow.
+    NoTimestamp,
 }
 
 impl DropReason {
@@ -108,6 +110,7 @@ impl DropReason {
             DropReason::BeforeFirstKeyframe => "before the first keyframe",
             DropReason::LateAudio => "audio later than the segment it belongs to",
             DropReason::AudioBacklog => "audio backlog over 120 s",
+            DropReason::NoTimestamp => "no timestamp",
         }
     }
 }
@@ -374,7 +377,10 @@ impl<D: Clone> Segmenter<D> {
         let mut actions = Vec::new();
         let t = &mut self.audios[a];
         let Some(pts) = pts.or(t.next_pts) else {
-            // Only the caller can count this one (no timestamp at all).
+            actions.push(Action::Dropped {
+                stream: Stream::Audio(a),
+                reason: DropReason::NoTimestamp,
+            });
             return actions;
         };
         t.next_pts = Some(pts + duration);
@@ -1087,6 +1093,13 @@ mod tests {
 
         // With no video to consume it, audio is kept for 120 s, no more.
         let mut s = segmenter(2 * SECOND, 1, 1);
+        assert!(matches!(
+            s.push_audio(0, None, audio_frame, 0)[..],
+            [Action::Dropped {
+                stream: Stream::Audio(0),
+                reason: DropReason::NoTimestamp
+            }]
+        ));
         let mut dropped = 0;
         for k in 0..6050 {
             for a in s.push_audio(0, Some(k * audio_frame), audio_frame, k) {

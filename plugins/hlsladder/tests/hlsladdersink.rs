@@ -19,16 +19,24 @@ struct Run {
     warnings: Vec<String>,
     segments: Vec<gst::Structure>,
     stats: gst::Structure,
+    /// The process's metrics text while the pipeline still ran.
+    metrics: String,
     state_change_failed: bool,
 }
 
 /// Runs `desc` until EOS or error (60 s at most) and collects what it posted.
 fn run(desc: &str) -> Run {
+    run_named(desc, "pipeline")
+}
+
+/// [`run`] with the top-level pipeline named `name` (its metrics label).
+fn run_named(desc: &str, name: &str) -> Run {
     init();
     let pipeline = gst::parse::launch(desc)
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
+    pipeline.set_property("name", name);
     let sink = pipeline.by_name("s").expect("sink named s");
     let bus = pipeline.bus().unwrap();
     let mut run = Run {
@@ -36,6 +44,7 @@ fn run(desc: &str) -> Run {
         warnings: vec![],
         segments: vec![],
         stats: gst::Structure::new_empty("none"),
+        metrics: String::new(),
         state_change_failed: pipeline.set_state(gst::State::Playing).is_err(),
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -65,6 +74,7 @@ fn run(desc: &str) -> Run {
         }
     }
     run.stats = sink.property::<gst::Structure>("stats");
+    run.metrics = gstbroadcast_exporter::render_local_text();
     pipeline.set_state(gst::State::Null).unwrap();
     run
 }
@@ -565,4 +575,113 @@ fn audio_far_ahead_of_a_slow_video_encoder_is_kept_for_every_segment() {
             "{location}: {frames} AAC frames for {seconds} s"
         );
     }
+}
+
+/// The value of `gst_hls_write_errors_total` for `stream` in `metrics`.
+fn write_errors_metric(metrics: &str, stream: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("gst_hls_write_errors_total{")
+                && l.contains(&format!("stream=\"{stream}\""))
+                && l.contains("pipeline=\"write-errors-")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn failed_playlist_writes_are_errors_counted_in_stats_and_metrics() {
+    // The multivariant playlist's name is taken by a directory: the first
+    // rename over it fails.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("index.m3u8/blocker")).unwrap();
+    let desc = format!(
+        "{SRC} ! x264enc key-int-max=30 ! h264parse ! hlsladdersink name=s target-duration=1 output-directory={}",
+        tmp.path().display()
+    );
+    let r = run_named(&desc, "write-errors-live");
+    let e = r.errors.join("\n");
+    assert!(e.contains("Could not write multivariant playlist"), "{e}");
+    assert_eq!(r.stats.get::<u64>("write-errors").unwrap(), 1);
+    assert_eq!(
+        write_errors_metric(&r.metrics, "multivariant"),
+        Some(1),
+        "{}",
+        r.metrics
+    );
+    assert_eq!(write_errors_metric(&r.metrics, "v0"), Some(0));
+
+    // A vod playlist is written at EOS: its failure is counted too.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("v0/index.m3u8/blocker")).unwrap();
+    let desc = format!(
+        "{SRC} ! x264enc key-int-max=30 ! h264parse ! hlsladdersink name=s target-duration=1 playlist-type=vod output-directory={}",
+        tmp.path().display()
+    );
+    let r = run_named(&desc, "write-errors-vod");
+    let e = r.errors.join("\n");
+    assert!(
+        e.contains("Could not write playlist") && e.contains("index.m3u8"),
+        "{e}"
+    );
+    assert_eq!(r.stats.get::<u64>("write-errors").unwrap(), 1);
+    assert_eq!(
+        write_errors_metric(&r.metrics, "v0"),
+        Some(1),
+        "{}",
+        r.metrics
+    );
+}
+
+#[test]
+fn program_date_time_is_written_unless_disabled() {
+    for (enabled, expect) in [(true, 1), (false, 0)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let desc = format!(
+            "{SRC} ! x264enc key-int-max=30 ! h264parse ! hlsladdersink name=s target-duration=1 \
+             playlist-type=event program-date-time={enabled} output-directory={}",
+            tmp.path().display()
+        );
+        let r = run(&desc);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let pl = playlist(tmp.path());
+        assert_eq!(
+            pl.matches("#EXT-X-PROGRAM-DATE-TIME:").count(),
+            expect,
+            "{pl}"
+        );
+        assert_eq!(
+            pl.matches("#EXT-X-DISCONTINUITY-SEQUENCE:0\n").count(),
+            1,
+            "{pl}"
+        );
+        let parsed = m3u8_rs::parse_media_playlist_res(pl.as_bytes()).unwrap();
+        if enabled {
+            let pdt = parsed.segments[0].program_date_time.unwrap();
+            let age = age_ms(pdt.timestamp_millis());
+            assert!((0..60_000).contains(&age), "PDT {pdt} is {age} ms old");
+        }
+    }
+}
+
+/// How long ago `ms` (since the Unix epoch) was, in ms.
+fn age_ms(ms: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    now - ms
+}
+
+#[test]
+fn h265_in_mpeg_ts_warns_that_apple_requires_fmp4() {
+    let tmp = tempfile::tempdir().unwrap();
+    let desc = format!(
+        "{SRC} ! x265enc key-int-max=30 speed-preset=ultrafast ! h265parse ! hlsladdersink name=s target-duration=1 output-directory={}",
+        tmp.path().display()
+    );
+    let r = run(&desc);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let w = r.warnings.join("\n");
+    assert!(w.contains("requires fragmented MP4 (CMAF) for HEVC"), "{w}");
 }

@@ -464,12 +464,7 @@ impl HlsLadderSink {
         }
         let pts = buffer.pts().and_then(|t| running_time(&a.segment, t));
         let duration = buffer.duration().map(|d| d.nseconds() as i64).unwrap_or(0);
-        let has_time = pts.is_some();
         let actions = run.segmenter.push_audio(i, pts, duration, buffer);
-        if !has_time && actions.is_empty() {
-            // Neither a timestamp nor an earlier frame to follow.
-            run.count_drop(Stream::Audio(i));
-        }
         self.apply(run, actions, requests)
     }
 

@@ -24,9 +24,12 @@
 //!
 //! ## Segmenting policy
 //! A segment is cut at the first keyframe of the reference variant (the first
-//! video pad) at or after `target-duration` from the segment start. At each
-//! cut the element asks every encoder upstream for a keyframe at the next
-//! boundary (a force-key-unit event with all headers). When the reference
+//! video pad) at or after `target-duration` from the segment start. As soon as
+//! a segment start is known, every encoder upstream is asked for keyframes on
+//! the grid `start + k * target-duration` up to max(3 x target, 10 s) ahead
+//! (force-key-unit events with all headers), never at a time the encoder may
+//! already have passed and never before it delivered its first frame, so the
+//! cuts do not depend on the encoders' relative speed. When the reference
 //! stream has run past `target-duration` + 0.5 s with no keyframe since, the
 //! segment is instead cut at the last keyframe inside it, if there is one, so
 //! that the rounded EXTINF stays at most EXT-X-TARGETDURATION (RFC 8216
@@ -34,8 +37,12 @@
 //! segment overruns, a warning message is posted and
 //! `gst_hls_target_duration_overruns_total` counts it. Other variants cut at
 //! their keyframe with the same PTS (within half a frame); a variant without
-//! one cuts at its next keyframe, with a warning and
-//! `gst_hls_keyframe_misalignments_total`.
+//! one cuts at its next keyframe, with one warning per variant and
+//! `gst_hls_keyframe_misalignments_total` for each such cut.
+//!
+//! Playlists carry `EXT-X-DISCONTINUITY-SEQUENCE` (also at 0) and, with
+//! `program-date-time`, `EXT-X-PROGRAM-DATE-TIME` on the first segment and
+//! after each discontinuity. A missing `output-directory` is created.
 
 use gst::glib;
 use gst::prelude::*;
