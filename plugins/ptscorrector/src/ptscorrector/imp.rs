@@ -657,6 +657,7 @@ impl PtsCorrector {
             }
             EventView::Eos(_) => {
                 self.drain(stream);
+                self.timeline.forget_position(stream.id);
                 stream.srcpad.push_event(event)
             }
             EventView::Gap(g) => {
@@ -1046,6 +1047,7 @@ impl ElementImpl for PtsCorrector {
             pos.map(|p| streams.remove(p))
         };
         if let Some(s) = stream {
+            self.timeline.forget_position(s.id);
             if let Some(series) = s.lock().series.take() {
                 series.remove();
             }
