@@ -407,3 +407,232 @@ fn ladder_follows_estimate_steps_on_keyframes() {
     assert!(errors.is_empty(), "ffmpeg: {errors}");
     println!("  total {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// Issue 19: a 3-rendition ladder of incompressible content (snow, so the
+/// encoders run at their nominal 3 / 1.5 / 0.6 Mb/s; no pad `bitrate`, the
+/// element measures them) with `bandwidth-estimate` set by property from
+/// the application: 8 Mb/s, then 0.9 at 4 s, 2.4 at 8 s, 0.5 at 12 s and 8
+/// at 16 s of running time (set from a probe on the selector's sink pads
+/// when the first of them reaches the step). Default element settings.
+///
+/// Expected from the documented rules (safety 0.85, up-factor 1.3,
+/// min-switch-interval 2 s): 1280 -> 640 at 4 s (only 0.6 fits 0.85 x
+/// 0.9) -> 854 at 8 s (1.5 x 1.3 <= 2.4 < 3 x 1.3, the last switch 4 s
+/// before) -> 640 at 12 s (nothing fits 0.5: the lowest) -> 1280 at 16 s.
+/// Before the fix the output went 1280 -> 640 (4 s) -> 854 (7 s, with
+/// 0.9 Mb/s set: the averages still remembered 8 Mb/s) -> 640 (12 s) ->
+/// 1280 (19 s). Checked on the decoded output
+/// (ffprobe) and on the `abr-switch` messages: no switch up to a rendition
+/// whose measured rate exceeds 0.85 x the estimate in force, at most one
+/// size change while the estimate is constant, and the sequence above.
+#[test]
+fn property_estimate_steps_never_switch_above_it() {
+    /// (running time in s, bits/s) of the property steps.
+    const STEPS: [(u64, u64); 5] = [
+        (0, 8_000_000),
+        (4, 900_000),
+        (8, 2_400_000),
+        (12, 500_000),
+        (16, 8_000_000),
+    ];
+    /// (width, height, kbit/s), sink_0.. in this order.
+    const LADDER: [(u32, u32, u64); 3] = [(1280, 720, 3000), (854, 480, 1500), (640, 360, 600)];
+    const SECONDS: u64 = 22;
+    let _heavy = heavy();
+    init();
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.ts");
+    let mut desc = format!(
+        "videotestsrc num-buffers={n} pattern=snow ! \
+         video/x-raw,format=I420,width=1280,height=720,framerate={FPS}/1 ! tee name=t ",
+        n = SECONDS * FPS
+    );
+    for (i, (w, h, kbps)) in LADDER.iter().enumerate() {
+        desc += &format!(
+            "t. ! queue max-size-buffers=4 max-size-bytes=0 max-size-time=0 ! videoscale ! \
+             video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
+             x264enc bitrate={kbps} key-int-max=30 speed-preset=ultrafast ! \
+             h264parse config-interval=-1 name=parse{i} ! abr.sink_{i} "
+        );
+    }
+    desc += &format!(
+        "abrselector name=abr bandwidth-estimate={} ! h264parse ! mpegtsmux ! \
+         filesink location={}",
+        STEPS[0].1,
+        file.display()
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap_or_else(|e| panic!("{desc}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let abr = pipeline.by_name("abr").unwrap();
+    let safety = abr.property::<f64>("safety-factor");
+    // The next step to apply, shared by the three branches: the first to
+    // reach a step's running time sets the property.
+    let next = std::sync::Arc::new(AtomicU64::new(1));
+    for i in 0..LADDER.len() {
+        let next = next.clone();
+        let abr = abr.clone();
+        pipeline
+            .by_name(&format!("parse{i}"))
+            .unwrap()
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                // Running time (x264enc shifts its timestamps by 1000 h).
+                let rt = pad.sticky_event::<gst::event::Segment>(0).and_then(|ev| {
+                    let seg = ev.segment().downcast_ref::<gst::ClockTime>()?.clone();
+                    seg.to_running_time(info.buffer()?.pts()?)
+                });
+                let Some(pts) = rt else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let k = next.load(Ordering::SeqCst) as usize;
+                if let Some(&(at, bps)) = STEPS.get(k) {
+                    if pts.nseconds() >= at * SECOND
+                        && next
+                            .compare_exchange(
+                                k as u64,
+                                k as u64 + 1,
+                                Ordering::SeqCst,
+                                Ordering::SeqCst,
+                            )
+                            .is_ok()
+                    {
+                        abr.set_property("bandwidth-estimate", bps);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+    }
+
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut switches = Vec::new();
+    let mut eos = false;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(180)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                eos = true;
+                break;
+            }
+            gst::MessageView::Error(e) => {
+                pipeline.set_state(gst::State::Null).unwrap();
+                panic!("error: {} {:?}", e.error(), e.debug());
+            }
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap();
+                if s.name() == "abr-switch" {
+                    switches.push(Switch {
+                        to: s.get::<String>("to").unwrap(),
+                        reason: s.get::<String>("reason").unwrap(),
+                        from_bitrate: s.get::<u64>("from-bitrate").unwrap(),
+                        to_bitrate: s.get::<u64>("to-bitrate").unwrap(),
+                        estimate: s.get::<u64>("estimate").unwrap(),
+                        running_time: s.get::<u64>("running-time").unwrap(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(eos, "no EOS within 180 s; switches so far: {switches:?}");
+
+    // Output picture sizes over time: (pts from the first frame in s, w, h).
+    let frames = probe_frames(&file);
+    assert!(!frames.is_empty(), "nothing decoded");
+    let pts0 = frames[0].3;
+    let mut segments: Vec<(f64, u32, u32)> = Vec::new();
+    for f in &frames {
+        if segments.last().is_none_or(|s| (s.1, s.2) != (f.1, f.2)) {
+            assert!(f.0, "size change to {}x{} not on a key frame", f.1, f.2);
+            segments.push((f.3 - pts0, f.1, f.2));
+        }
+    }
+    let estimate_at = |t: f64| {
+        STEPS
+            .iter()
+            .rev()
+            .find(|s| t >= s.0 as f64)
+            .map_or(STEPS[0].1, |s| s.1)
+    };
+    let mut report = format!(
+        "property steps (s, bit/s) {STEPS:?}; {} frames decoded in {:.1} s\n",
+        frames.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for s in &switches {
+        report += &format!(
+            "  switch {:>7} -> {:<6} at {:>7.3} s: {} -> {} bit/s (measured), estimate {} \
+             (set {})\n",
+            s.reason,
+            s.to,
+            s.running_time as f64 / SECOND as f64,
+            s.from_bitrate,
+            s.to_bitrate,
+            s.estimate,
+            estimate_at(s.running_time as f64 / SECOND as f64)
+        );
+    }
+    for (t, w, h) in &segments {
+        report += &format!("  {w}x{h} from {t:.3} s\n");
+    }
+    println!("{report}");
+
+    // Never up to a rendition measured above the usable estimate.
+    for s in switches.iter().filter(|s| s.reason == "up") {
+        let set = estimate_at(s.running_time as f64 / SECOND as f64);
+        assert!(
+            s.to_bitrate as f64 <= safety * set as f64,
+            "up to {} at {} bit/s measured while the estimate set is {set}\n{report}",
+            s.to,
+            s.to_bitrate
+        );
+    }
+    // A constant estimate: at most one size change while it holds.
+    for (k, &(from, _)) in STEPS.iter().enumerate() {
+        let to = STEPS.get(k + 1).map_or(f64::MAX, |s| s.0 as f64);
+        let n = segments
+            .iter()
+            .skip(1)
+            .filter(|s| s.0 >= from as f64 && s.0 < to)
+            .count();
+        assert!(
+            n <= 1,
+            "{n} size changes under the constant estimate from {from} s\n{report}"
+        );
+    }
+    // The sequence: (width, earliest s, latest s). A switch lands on the
+    // target's next keyframe (every 1 s) after the step: down at once, up
+    // at once with headroom on the estimate (1.536 x 1.3 <= 2.4,
+    // 3.072 x 1.3 <= 8) as the last switch is more than
+    // min-switch-interval (2 s) before.
+    let want: [(u32, f64, f64); 5] = [
+        (1280, 0.0, 0.0),
+        (640, 4.0, 5.1),
+        (854, 8.0, 9.1),
+        (640, 12.0, 13.1),
+        (1280, 16.0, 17.1),
+    ];
+    let widths: Vec<u32> = segments.iter().map(|s| s.1).collect();
+    assert_eq!(
+        widths,
+        want.iter().map(|w| w.0).collect::<Vec<_>>(),
+        "{report}"
+    );
+    for ((t, w, _), (_, lo, hi)) in segments.iter().zip(want) {
+        assert!(
+            *t >= lo - 0.05 && *t <= hi,
+            "{w} from {t:.3} s, expected in {lo}..{hi} s\n{report}"
+        );
+    }
+    assert_eq!(
+        frames.len() as u64,
+        SECONDS * FPS,
+        "decoded frames\n{report}"
+    );
+    let errors = ffmpeg_decode_errors(&file);
+    assert!(errors.is_empty(), "ffmpeg: {errors}");
+}

@@ -6,15 +6,19 @@
 //! bandwidth estimate, and switches only on a keyframe of the target that
 //! carries its parameter sets.
 //!
-//! The policy (bandwidth estimator and switching decisions, [`policy`]) and
-//! the Annex B access-unit inspection ([`nal`]) do not depend on GStreamer,
-//! so they can be unit-tested and driven by a trace-driven simulation.
+//! The policy (bandwidth estimator and switching decisions, [`policy`]),
+//! the switch state machine ([`switch`]), a rendition's measured rate and
+//! keyframe cadence ([`rendition`]) and the Annex B access-unit inspection
+//! ([`nal`]) do not depend on GStreamer, so they can be unit-tested and
+//! driven by a trace-driven simulation.
 
 use gst::glib;
 
 mod abrselector;
 pub mod nal;
 pub mod policy;
+pub mod rendition;
+pub mod switch;
 
 pub use abrselector::{AbrSelector, AbrSelectorSinkPad, EstimatorMode};
 

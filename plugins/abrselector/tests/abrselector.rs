@@ -405,9 +405,10 @@ fn check_continuous(l: &Ladder, first: u64) {
 }
 
 /// The estimate steps 5, 1, 3, 0.5, 5 Mb/s on a 0.8/2/4 Mb/s ladder:
-/// initial 4 Mb/s, down to 0.8, up to 2 after min-switch-interval, down to
-/// 0.8, up to 4; each switch on the target's next keyframe, messages with
-/// the right fields, counters and gauges in the registry.
+/// initial 4 Mb/s, down to 0.8, up to 2 (2 x 1.2 <= 3, the last switch 10 s
+/// before: at once), down to 0.8, up to 4 (4 x 1.2 <= 5); each switch on
+/// the target's next keyframe, messages with the right fields, counters and
+/// gauges in the registry.
 #[test]
 fn property_steps_switch_down_and_up_in_order() {
     let mut l = Ladder::new(
@@ -438,7 +439,7 @@ fn property_steps_switch_down_and_up_in_order() {
     let expect = [
         (None, "sink_2", 0, 4 * MB, "initial", 5 * MB, 0),
         (Some("sink_2"), "sink_0", 4 * MB, 800_000, "down", MB, 315),
-        (Some("sink_0"), "sink_1", 800_000, 2 * MB, "up", 3 * MB, 675),
+        (Some("sink_0"), "sink_1", 800_000, 2 * MB, "up", 3 * MB, 615),
         (
             Some("sink_1"),
             "sink_0",
@@ -455,7 +456,7 @@ fn property_steps_switch_down_and_up_in_order() {
             4 * MB,
             "up",
             5 * MB,
-            1275,
+            1215,
         ),
     ];
     assert_eq!(got.len(), expect.len(), "{got:#?}");
@@ -476,9 +477,9 @@ fn property_steps_switch_down_and_up_in_order() {
         let n = pts / F;
         let want = match n {
             0..315 => 2,
-            315..675 => 0,
-            675..915 => 1,
-            915..1275 => 0,
+            315..615 => 0,
+            615..915 => 1,
+            915..1215 => 0,
             _ => 2,
         };
         assert_eq!(*r, want, "frame {n}");
@@ -488,11 +489,11 @@ fn property_steps_switch_down_and_up_in_order() {
     assert_eq!(l.stat::<u64>("switches-down"), 2);
     assert_eq!(
         l.pad_stat::<u64>(0, "forwarded"),
-        (675 - 315) + (1275 - 915)
+        (615 - 315) + (1215 - 915)
     );
     assert_eq!(
         l.pad_stat::<u64>(0, "dropped"),
-        1500 - (675 - 315) - (1275 - 915)
+        1500 - (615 - 315) - (1215 - 915)
     );
     assert_eq!(l.pad_stat::<String>(1, "bitrate-source"), "property");
 
@@ -502,7 +503,7 @@ fn property_steps_switch_down_and_up_in_order() {
         format!(r#"gst_abrselector_switches_total{{direction="down",{labels}}} 2"#),
         format!(r#"gst_abrselector_switches_total{{direction="up",{labels}}} 2"#),
         format!(r#"gst_abrselector_current_rendition{{{labels}}} 2"#),
-        r#"gst_abrselector_buffers_forwarded_total{element="abr_steps",pipeline="abr_steps",stream="sink_0"} 720"#.to_string(),
+        r#"gst_abrselector_buffers_forwarded_total{element="abr_steps",pipeline="abr_steps",stream="sink_0"} 600"#.to_string(),
         r#"gst_abrselector_rendition_bitrate_bits_per_second{element="abr_steps",pipeline="abr_steps",stream="sink_1"} 2000000"#.to_string(),
     ] {
         assert!(text.contains(&line), "missing {line} in\n{text}");
@@ -524,9 +525,10 @@ fn property_steps_switch_down_and_up_in_order() {
     assert!(!text.contains("abr_steps"), "{text}");
 }
 
-/// 2.5 Mb/s is not enough headroom (2 Mb/s x 1.3 = 2.6) and never moves
-/// the 1 Mb/s rendition up; 2.7 Mb/s does, but only after
-/// min-switch-interval (3 s) and on the target's next keyframe.
+/// 2.3 Mb/s never moves the 1 Mb/s rendition up to 2 Mb/s (over 0.85 x
+/// 2.3, and no headroom: 2 x 1.3 = 2.6); 2.4 Mb/s does (2 <= 0.85 x 2.4),
+/// but only after min-switch-interval (3 s) and on the target's next
+/// keyframe.
 #[test]
 fn up_factor_and_min_switch_interval_hold_off_upswitch() {
     let mut l = Ladder::new(
@@ -544,7 +546,7 @@ fn up_factor_and_min_switch_interval_hold_off_upswitch() {
     );
     l.set_estimate(1_500_000);
     l.frames(0..66);
-    l.set_estimate(2_500_000);
+    l.set_estimate(2_300_000);
     l.frames(66..366);
     let s = l.switches();
     assert_eq!(s.len(), 1, "{s:?}");
@@ -552,14 +554,14 @@ fn up_factor_and_min_switch_interval_hold_off_upswitch() {
         (s[0].to.as_str(), s[0].reason.as_str()),
         ("sink_0", "initial")
     );
-    // The estimate is 2.5 Mb/s, yet no upswitch in 10 s.
+    // The estimate is 2.3 Mb/s, and no upswitch in 10 s.
     let est = l.stat::<u64>("estimate");
-    assert!((est as f64 - 2.5e6).abs() < 1e4, "{est}");
+    assert_eq!(est, 2_300_000);
     assert_eq!(l.current().as_deref(), Some("sink_0"));
 
-    // 12.2 s: 2.7 Mb/s. Headroom holds from about 12.4 s, so the switch is
-    // decided at about 15.4 s and lands on the keyframe at 15.5 s.
-    l.set_estimate(2_700_000);
+    // 12.2 s: 2.4 Mb/s, the estimate at once (set by the application):
+    // the switch is decided at 15.2 s and lands on the keyframe at 15.5 s.
+    l.set_estimate(2_400_000);
     l.frames(366..600);
     let s = l.switches();
     assert_eq!(s.len(), 1, "{s:?}");
@@ -615,7 +617,10 @@ fn custom_events_change_the_estimate() {
     let s = l.switches();
     assert_eq!(s.len(), 1, "{s:?}");
     assert_eq!((s[0].to.as_str(), s[0].reason.as_str()), ("sink_1", "up"));
-    assert_eq!(s[0].running_time, 105 * F);
+    // Headroom at once (4 x 1.3 <= 9), min-switch-interval (1 s) after the
+    // last switch at frame 45: 75 is 1 ns short of it (33333333 ns frames),
+    // so the next keyframe.
+    assert_eq!(s[0].running_time, 90 * F);
     let est = l.stat::<u64>("estimate");
     assert!((est as f64 - 9e6).abs() < 1e4, "{est}");
 

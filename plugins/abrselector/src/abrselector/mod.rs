@@ -72,7 +72,11 @@
 //!   0 stops this source), for applications that know the link: an
 //!   estimate that arrives as a bus message (srtsink or ristsink
 //!   statistics, a client report) is set here from the bus handler, as an
-//!   element cannot read the bus;
+//!   element cannot read the bus. A value set is *the* estimate from then
+//!   on: the averages start over at it (they do not keep an older value
+//!   that would allow an upswitch above it), push timing is ignored while
+//!   the property is non-zero (in every `estimator` mode), and the queue
+//!   model stays off until an event brings a measurement;
 //! - a custom event `abr-bandwidth-estimate` with a `bitrate` field
 //!   (`guint64` bits/s; other integer types and doubles accepted), either
 //!   upstream on `src` (`gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
@@ -95,46 +99,52 @@
 //!   estimates too.
 //!
 //! All sources feed one estimator; the latest sample holds until the next.
-//! With `estimator=auto` push timing is ignored while `bandwidth-estimate`
-//! is non-zero or an event came in within the last 10 s of running time.
+//! Push timing is ignored while `bandwidth-estimate` is non-zero and, with
+//! `estimator=auto`, within 10 s of running time of an event.
 //!
 //! ## Policy
-//! Fast and slow exponentially weighted moving averages of the estimate,
-//! weighted by the running time each sample held (half-lives
-//! `fast-half-life`, default 2 s, and `slow-half-life`, default 8 s).
-//! Drops are acted upon at once, rises at the slow pace: downswitches use
-//! `Ed` = min(fast, latest sample), upswitch headroom `Eu` = min(fast, slow).
+//! Switches act on the estimate `E`: the latest sample (a receiver report
+//! describes what the link carried since the previous one; a property
+//! value is the application's statement of the link). Fast and slow
+//! exponentially weighted moving averages of the samples, weighted by the
+//! running time each held (half-lives `fast-half-life`, default 2 s, and
+//! `slow-half-life`, default 8 s), are reported in `stats`; after the
+//! property is set back to 0 (no source left) the fast average, frozen, is
+//! `E`.
 //!
 //! A queue model follows the link: what the element sends (bits at their
 //! running time) against the estimate, each new sample re-draining the
-//! interval since the previous one at its own rate (a receiver report
-//! describes the interval it measured). A rendition *fits the queue* over
-//! `h` s when the modelled queue delay after sending it for `h` s at `Ed`
-//! stays within `max-queue-delay` (default 1 s, 0 turns it off; set it
-//! below the receiver's buffer). The queue rules apply only while estimate
-//! samples keep coming (the latest at most max(2 s, 2 x
-//! `min-switch-interval`) old): with a static `bandwidth-estimate` nothing
+//! interval since the previous one at its own rate. A rendition *fits the
+//! queue* over `h` s when the modelled queue delay after sending it for
+//! `h` s at `E` stays within `max-queue-delay` (default 1 s, 0 turns it
+//! off; set it below the receiver's buffer). The queue rules apply only
+//! while estimate samples keep coming (the latest at most max(2 s, 2 x
+//! `min-switch-interval`) old) and never on a property value: nothing
 //! would correct the model. With renditions sorted by bit rate:
 //! - downswitch, at the target's next keyframe, when the current
-//!   rendition's bit rate > `safety-factor` x `Ed` and it does not fit the
+//!   rendition's bit rate > `safety-factor` x `E` and it does not fit the
 //!   queue over the next second, to the highest lower rendition that is
-//!   under `safety-factor` x `Ed` or fits the queue over a second (the
+//!   under `safety-factor` x `E` or fits the queue over a second (the
 //!   lowest if none);
-//! - upswitch when the next higher rendition has headroom (bit rate x
-//!   `up-factor` <= `Eu`) or fits the queue over 2 x `min-switch-interval`,
-//!   continuously for `min-switch-interval` (default 2 s), and not within
-//!   `min-switch-interval` of the last switch, to the highest rendition
-//!   that qualifies the same way;
+//! - upswitch, never within `min-switch-interval` (default 2 s) of the last
+//!   switch and never to a rendition above `E` (under a constant estimate
+//!   it would fill the queue and come down again), to the highest
+//!   rendition that qualifies: at once when bit rate x `up-factor` <= `E`
+//!   (headroom); otherwise when the next higher rendition has been under
+//!   `safety-factor` x `E`, or fitted the queue over 2 x
+//!   `min-switch-interval`, continuously for `min-switch-interval`
+//!   (counted from the start of the interval the latest sample covers);
 //! - the first selection: the highest rendition under `safety-factor` x
-//!   `Ed`, or the highest of all without an estimate (until bit rates are
+//!   `E`, or the highest of all without an estimate (until bit rates are
 //!   known, the first rendition with a usable keyframe).
 //!
-//! The queue budget lets a rendition a little above the estimate run on
-//! the receiver's buffer for a while and forces a downswitch when the
-//! backlog grows too long; on the 22 traces of `tests/tests/abr_traces.rs`
-//! it raises mean QoE from 121 (`max-queue-delay=0`) to 157, against 148
-//! for a plain 0.9 x throughput rule, with 1.02 s of stall per 90 s trace
-//! (0.68 with the queue off, 0.79 for the rule).
+//! So a constant estimate gives at most one upswitch after the first
+//! selection and never a downswitch. The queue budget lets a rendition
+//! above a lower estimate run on the receiver's buffer for a while and
+//! forces a downswitch when the backlog grows too long. On the 22 traces
+//! of `tests/tests/abr_traces.rs` mean QoE is 160.5 against 147.8 for a
+//! plain 0.9 x throughput rule, no trace below the rule's, with 0.82 s of
+//! stall per 90 s trace (0.79 for the rule).
 //!
 //! With `force-key-unit=true`, a decided switch sends an upstream
 //! `GstForceKeyUnit` event (`all-headers=true`) on the target's pad, so its
@@ -144,10 +154,9 @@
 //! Every switch (including the first selection) posts an element message
 //! `abr-switch` with `from` (pad name, NULL for the first), `to`,
 //! `from-bitrate` and `to-bitrate` (guint64 bits/s, 0 unknown), `reason`
-//! ("initial", "down", "up"), `estimate` (guint64 bits/s, the estimate the
-//! switch was decided on: min(fast, latest) for a downswitch, min(fast,
-//! slow) for an upswitch; 0 none) and `running-time` (guint64 ns, the switch instant `T`), and
-//! notifies `current`.
+//! ("initial", "down", "up"), `estimate` (guint64 bits/s, the estimate `E`
+//! the switch was decided on; 0 none) and `running-time` (guint64 ns, the
+//! switch instant `T`), and notifies `current`.
 //!
 //! Metrics in the process-wide registry (labels `pipeline`, `element`,
 //! `stream`): `gst_abrselector_switches_total` (extra label `direction`,
@@ -187,7 +196,13 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod caps;
 mod imp;
+mod metrics;
+mod output;
+mod pad;
+mod segment;
+mod settings;
 
 glib::wrapper! {
     /// The `abrselector` element.
@@ -197,7 +212,7 @@ glib::wrapper! {
 glib::wrapper! {
     /// A `sink_%u` pad of `abrselector`: one rendition, with its `bitrate`
     /// property (bits/s, 0 = from tags or measured) and read-only `stats`.
-    pub struct AbrSelectorSinkPad(ObjectSubclass<imp::AbrSelectorSinkPad>) @extends gst::Pad, gst::Object;
+    pub struct AbrSelectorSinkPad(ObjectSubclass<pad::AbrSelectorSinkPad>) @extends gst::Pad, gst::Object;
 }
 
 /// `estimator` property values: where estimates come from besides the
@@ -210,9 +225,10 @@ pub enum EstimatorMode {
     /// events.
     #[enum_value(name = "None: only the property and events", nick = "none")]
     None = 0,
-    /// Push timing always feeds the estimator, next to the property and events.
+    /// Push timing feeds the estimator next to events, while the property
+    /// is 0.
     #[enum_value(
-        name = "Push timing: measure the link from blocking pushes, with the property and events",
+        name = "Push timing: measure the link from blocking pushes, with events, unless the property is set",
         nick = "push-timing"
     )]
     PushTiming = 1,
