@@ -163,22 +163,32 @@ pub struct AuPrefix {
 }
 
 /// Looks at the NAL units before the first slice of an Annex B access unit.
-/// Only the headers up to the first slice are read, so this is cheap.
+/// Only the bytes up to the first slice's header are read: the slice data
+/// (nearly all of the access unit) is never scanned for start codes.
 pub fn au_prefix(codec: VideoCodec, au: &[u8]) -> AuPrefix {
     let mut p = AuPrefix::default();
-    for (i, nal) in AnnexBNals::new(au).enumerate() {
-        let t = codec.nal_type(nal);
-        if i == 0 && codec.is_aud(t) {
-            p.has_aud = true;
-            // The AUD ends where the NAL slice ends within `au`.
-            p.aud_end = nal.as_ptr() as usize - au.as_ptr() as usize + nal.len();
-        }
-        if codec.is_vcl(t) {
+    let mut next = find_start_code(au, 0);
+    let mut first = true;
+    while let Some((_, start)) = next {
+        let t = codec.nal_type(&au[start..]);
+        if start >= au.len() || codec.is_vcl(t) {
             break;
+        }
+        next = find_start_code(au, start);
+        if first && codec.is_aud(t) {
+            p.has_aud = true;
+            // The AUD ends at the next start code, less the zero byte of a
+            // 4-byte one.
+            let mut end = next.map_or(au.len(), |(sc, _)| sc);
+            while end > start && au[end - 1] == 0 {
+                end -= 1;
+            }
+            p.aud_end = end;
         }
         if (codec == VideoCodec::H264 && t == 7) || (codec == VideoCodec::H265 && t == 33) {
             p.has_sps = true;
         }
+        first = false;
     }
     p
 }
@@ -447,6 +457,17 @@ mod tests {
         let p = au_prefix(VideoCodec::H264, &data);
         assert!(p.has_aud && p.has_sps);
         assert_eq!(p.aud_end, 6);
+        // A slice first: nothing before it; an AUD only counts first.
+        let slice = [0, 0, 1, 0x41, 0, 0, 1, 0x09, 0xf0];
+        let p = au_prefix(VideoCodec::H264, &slice);
+        assert!(!p.has_aud && !p.has_sps);
+        let sps_aud = [0, 0, 1, 0x67, 1, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x65];
+        let p = au_prefix(VideoCodec::H264, &sps_aud);
+        assert!(!p.has_aud && p.has_sps);
+        // An AUD at the end of the data (no slice) ends with it.
+        let p = au_prefix(VideoCodec::H264, &[0, 0, 1, 0x09, 0xf0]);
+        assert!(p.has_aud);
+        assert_eq!(p.aud_end, 5);
         let ps = parameter_sets_in_au(VideoCodec::H264, &data).unwrap();
         assert_eq!(ps.annexb, vec![0, 0, 0, 1, 0x67, 1, 2]);
     }

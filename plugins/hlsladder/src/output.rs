@@ -66,7 +66,6 @@ pub struct VariantOutput {
     /// The variant's media playlist.
     pub playlist: MediaPlaylist,
     next_seq: u64,
-    buf: Vec<u8>,
     /// Peak bit rate over segments of at least half the target duration,
     /// bits/s (a short final segment says little).
     pub peak_bps: u64,
@@ -83,7 +82,6 @@ impl VariantOutput {
             writer,
             playlist: MediaPlaylist::new(),
             next_seq: 0,
-            buf: Vec::new(),
             peak_bps: 0,
             total_bits: 0,
             total_ns: 0,
@@ -127,25 +125,22 @@ impl VariantOutput {
     ) -> Result<Written, WriteError> {
         let mut tracks: Vec<&[Sample]> = vec![&segment.video];
         tracks.extend(segment.audio.iter().map(|a| a.as_slice()));
-        self.buf.clear();
-        self.writer
-            .write_segment(&tracks, &mut self.buf)
-            .map_err(|e| match e {
-                SegmentError::Format(s) => WriteError::Format(s),
-                SegmentError::Io(err) => WriteError::Io {
-                    name: self.name.clone(),
-                    err,
-                },
-            })?;
         let uri = format!("segment{:05}.{}", self.next_seq, self.writer.extension());
         let name = self.file_name(&uri);
-        storage
-            .put(&name, &self.buf)
-            .map_err(|err| WriteError::Io {
-                name: name.clone(),
-                err,
+        let io_error = |err| WriteError::Io {
+            name: name.clone(),
+            err,
+        };
+        // Muxed straight into a staged file: a failure leaves nothing behind.
+        let mut file = storage.create(&name).map_err(io_error)?;
+        let size = self
+            .writer
+            .write_segment(&tracks, &mut file)
+            .map_err(|e| match e {
+                SegmentError::Format(s) => WriteError::Format(s),
+                SegmentError::Io(err) => io_error(err),
             })?;
-        let size = self.buf.len() as u64;
+        file.commit().map_err(io_error)?;
         let sequence = self.next_seq;
         self.next_seq += 1;
 

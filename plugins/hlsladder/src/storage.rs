@@ -11,13 +11,28 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// A file being written: it replaces `name` only when committed, and is
+/// discarded when dropped without a commit.
+pub trait StagedFile: Write {
+    /// Makes the written content visible under the file's name, atomically.
+    fn commit(self: Box<Self>) -> io::Result<()>;
+}
+
 /// A place files are written to and deleted from.
 pub trait Storage: Send {
     /// Creates the directory `dir` (and its parents) if needed, and removes
     /// temporaries a killed writer left in it.
     fn prepare_dir(&self, dir: &str) -> io::Result<()>;
+    /// Starts writing `name`; the content is streamed in (a segment goes
+    /// out in cache-sized chunks as it is muxed) and replaces any earlier
+    /// content atomically at [`StagedFile::commit`].
+    fn create(&self, name: &str) -> io::Result<Box<dyn StagedFile>>;
     /// Writes `bytes` as `name`, atomically replacing any earlier content.
-    fn put(&self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    fn put(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let mut f = self.create(name)?;
+        f.write_all(bytes)?;
+        f.commit()
+    }
     /// Deletes `name`; a name that does not exist is not an error.
     fn delete(&self, name: &str) -> io::Result<()>;
     /// Where `name` lives, for messages (a path or a URL).
@@ -65,8 +80,15 @@ impl Storage for FsStorage {
         Ok(())
     }
 
-    fn put(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        write_atomic(&self.path(name), bytes)
+    fn create(&self, name: &str) -> io::Result<Box<dyn StagedFile>> {
+        let path = self.path(name);
+        let tmp = temp_path(&path);
+        let file = fs::File::create(&tmp)?;
+        Ok(Box::new(FsStaged {
+            file: Some(file),
+            tmp,
+            path,
+        }))
     }
 
     fn delete(&self, name: &str) -> io::Result<()> {
@@ -78,6 +100,48 @@ impl Storage for FsStorage {
 
     fn location(&self, name: &str) -> String {
         self.path(name).display().to_string()
+    }
+}
+
+/// A temporary `.NAME.tmp` beside the target, renamed over it on commit
+/// and removed if dropped before.
+struct FsStaged {
+    file: Option<fs::File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Write for FsStaged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.file {
+            Some(f) => f.write(buf),
+            None => Err(io::Error::other("file already committed")),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.write_all(buf),
+            None => Err(io::Error::other("file already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl StagedFile for FsStaged {
+    fn commit(mut self: Box<Self>) -> io::Result<()> {
+        drop(self.file.take());
+        fs::rename(&self.tmp, &self.path)
+    }
+}
+
+impl Drop for FsStaged {
+    fn drop(&mut self) {
+        // Not committed (or the rename failed): leave no temporary behind.
+        let _ = fs::remove_file(&self.tmp);
     }
 }
 
@@ -102,24 +166,7 @@ impl std::fmt::Display for OpenError {
     }
 }
 
-/// Writes `data` to `path` atomically: a temporary file in the same
-/// directory is written and renamed over `path`. On error the temporary is
-/// removed and `path` is left as it was.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// The temporary name used by [`write_atomic`]: `.NAME.tmp` beside `path`.
+/// The temporary name of a file being written: `.NAME.tmp` beside `path`.
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
@@ -160,6 +207,31 @@ mod tests {
         assert!(!path.exists());
         assert!(s.put("missing/x", b"x").is_err());
         assert!(!dir.path().join("a/b/missing/.x.tmp").exists());
+    }
+
+    #[test]
+    fn a_staged_file_appears_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        s.put("seg.ts", b"old").unwrap();
+        let mut f = s.create("seg.ts").unwrap();
+        f.write_all(b"new, ").unwrap();
+        f.write_all(b"in chunks").unwrap();
+        assert_eq!(fs::read(dir.path().join("seg.ts")).unwrap(), b"old");
+        f.commit().unwrap();
+        assert_eq!(
+            fs::read(dir.path().join("seg.ts")).unwrap(),
+            b"new, in chunks"
+        );
+        // Dropped without a commit: nothing changes, no temporary is left.
+        let mut f = s.create("seg.ts").unwrap();
+        f.write_all(b"partial").unwrap();
+        drop(f);
+        assert_eq!(
+            fs::read(dir.path().join("seg.ts")).unwrap(),
+            b"new, in chunks"
+        );
+        assert!(!dir.path().join(".seg.ts.tmp").exists());
     }
 
     #[test]
