@@ -132,6 +132,95 @@ pub fn histogram_vec(name: &'static str, help: &str, buckets: Vec<f64>) -> Histo
         .clone()
 }
 
+/// Returns the counter family `name` with [`STREAM_LABELS`] followed by the
+/// `extra` label names (e.g. `direction`), registering it on first use.
+/// Later calls with the same name return the same family.
+pub fn labelled_counter_vec(name: &'static str, help: &str, extra: &[&str]) -> IntCounterVec {
+    let mut f = FAMILIES.lock().unwrap_or_else(|e| e.into_inner());
+    f.counters
+        .entry(name)
+        .or_insert_with(|| {
+            let labels: Vec<&str> = STREAM_LABELS.iter().chain(extra).copied().collect();
+            let v = IntCounterVec::new(Opts::new(name, help), &labels).expect("valid metric name");
+            let _ = REGISTRY.register(Box::new(v.clone()));
+            v
+        })
+        .clone()
+}
+
+/// The series of one stream (one set of `pipeline`, `element`, `stream`
+/// label values) across any number of families. Children are resolved
+/// once through [`Series::child`], so the per-buffer path only does atomic
+/// updates, and every child made through it leaves its family when the
+/// handle is dropped: a stream that ends is removed from the registry
+/// (DESIGN.md, Metrics).
+pub struct Series {
+    labels: [String; 3],
+    removers: Vec<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl Series {
+    /// A handle for the series labelled `pipeline`, `element`, `stream`.
+    pub fn new(pipeline: &str, element: &str, stream: &str) -> Self {
+        Series {
+            labels: [pipeline.into(), element.into(), stream.into()],
+            removers: Vec::new(),
+        }
+    }
+
+    /// The label values, in [`STREAM_LABELS`] order.
+    pub fn labels(&self) -> [&str; 3] {
+        [&self.labels[0], &self.labels[1], &self.labels[2]]
+    }
+
+    /// The child of `family` (created at 0 when new) with this stream's
+    /// labels.
+    pub fn child<P>(&mut self, family: &prometheus::core::MetricVec<P>) -> P::M
+    where
+        P: prometheus::core::MetricVecBuilder + 'static,
+    {
+        self.child_with(family, &[])
+    }
+
+    /// The child of a labelled family (see [`labelled_counter_vec`]) with
+    /// this stream's labels followed by `extra` values.
+    pub fn child_with<P>(&mut self, family: &prometheus::core::MetricVec<P>, extra: &[&str]) -> P::M
+    where
+        P: prometheus::core::MetricVecBuilder + 'static,
+    {
+        let values: Vec<String> = self
+            .labels
+            .iter()
+            .map(String::as_str)
+            .chain(extra.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        let child = family.with_label_values(&values);
+        let family = family.clone();
+        self.removers.push(Box::new(move || {
+            let _ = family.remove_label_values(&values);
+        }));
+        child
+    }
+}
+
+impl Drop for Series {
+    fn drop(&mut self) {
+        for remove in &self.removers {
+            remove();
+        }
+    }
+}
+
+impl std::fmt::Debug for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Series")
+            .field("labels", &self.labels)
+            .field("children", &self.removers.len())
+            .finish()
+    }
+}
+
 /// Renders every gst-broadcast registry of the process (each plugin `.so`
 /// has its own, see [`hub`]), merged per family, in the Prometheus text
 /// exposition format 0.0.4: the body served on `/metrics` and written to the
@@ -153,6 +242,29 @@ pub fn render_local_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_series_leaves_every_family_on_drop() {
+        let c = counter_vec("gst_test_series_things_total", "Things.");
+        let d = labelled_counter_vec("gst_test_series_moves_total", "Moves.", &["direction"]);
+        let h = histogram_vec("gst_test_series_seconds", "Seconds.", vec![1.0]);
+        let mut s = Series::new("p", "e", "s1");
+        assert_eq!(s.labels(), ["p", "e", "s1"]);
+        s.child(&c).inc_by(3);
+        s.child_with(&d, &["up"]).inc();
+        s.child(&h).observe(0.5);
+        let text = render_local_text();
+        assert!(text
+            .contains(r#"gst_test_series_things_total{element="e",pipeline="p",stream="s1"} 3"#));
+        assert!(text.contains(
+            r#"gst_test_series_moves_total{direction="up",element="e",pipeline="p",stream="s1"} 1"#
+        ));
+        assert!(text
+            .contains(r#"gst_test_series_seconds_count{element="e",pipeline="p",stream="s1"} 1"#));
+        drop(s);
+        let text = render_local_text();
+        assert!(!text.contains(r#"stream="s1""#), "{text}");
+    }
 
     #[test]
     fn families_are_shared_and_rendered() {

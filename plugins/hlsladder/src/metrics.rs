@@ -67,9 +67,8 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
 /// The `stream` label of the multivariant playlist's series.
 pub const MULTIVARIANT_STREAM: &str = "multivariant";
 
-/// The series of one variant, removed from the registry on drop.
+/// The series of one variant; they leave the registry when this is dropped.
 pub struct VariantSeries {
-    labels: [String; 3],
     /// `gst_hls_segments_written_total`.
     pub segments: IntCounter,
     /// `gst_hls_segment_bytes_total`, bytes.
@@ -86,47 +85,25 @@ pub struct VariantSeries {
     pub dropped: IntCounter,
     /// `gst_hls_media_sequence`.
     pub media_sequence: IntGauge,
+    _handle: exporter::Series,
 }
 
 impl VariantSeries {
     /// Creates (at 0) the series labelled `pipeline`, `element`, `stream`.
     pub fn new(pipeline: &str, element: &str, stream: &str) -> Self {
         let f = &*FAMILIES;
-        let l = [pipeline, element, stream];
+        let mut h = exporter::Series::new(pipeline, element, stream);
         VariantSeries {
-            segments: f.segments.with_label_values(&l),
-            bytes: f.bytes.with_label_values(&l),
-            durations: f.durations.with_label_values(&l),
-            overruns: f.overruns.with_label_values(&l),
-            misaligned: f.misaligned.with_label_values(&l),
-            write_errors: f.write_errors.with_label_values(&l),
-            dropped: f.dropped.with_label_values(&l),
-            media_sequence: f.media_sequence.with_label_values(&l),
-            labels: l.map(str::to_owned),
+            segments: h.child(&f.segments),
+            bytes: h.child(&f.bytes),
+            durations: h.child(&f.durations),
+            overruns: h.child(&f.overruns),
+            misaligned: h.child(&f.misaligned),
+            write_errors: h.child(&f.write_errors),
+            dropped: h.child(&f.dropped),
+            media_sequence: h.child(&f.media_sequence),
+            _handle: h,
         }
-    }
-}
-
-impl Drop for VariantSeries {
-    fn drop(&mut self) {
-        let f = &*FAMILIES;
-        let l = [
-            self.labels[0].as_str(),
-            self.labels[1].as_str(),
-            self.labels[2].as_str(),
-        ];
-        for c in [
-            &f.segments,
-            &f.bytes,
-            &f.overruns,
-            &f.misaligned,
-            &f.write_errors,
-            &f.dropped,
-        ] {
-            let _ = c.remove_label_values(&l);
-        }
-        let _ = f.durations.remove_label_values(&l);
-        let _ = f.media_sequence.remove_label_values(&l);
     }
 }
 
@@ -139,44 +116,28 @@ pub enum Counter {
     Dropped,
 }
 
-impl Counter {
-    fn family(self) -> &'static IntCounterVec {
-        match self {
-            Counter::WriteErrors => &FAMILIES.write_errors,
-            Counter::Dropped => &FAMILIES.dropped,
-        }
-    }
-}
-
 /// One counter series of a stream that is not a variant (the multivariant
-/// playlist, an audio pad), created at 0 and removed on drop.
+/// playlist, an audio pad), created at 0; it leaves the registry when this
+/// is dropped.
 pub struct CounterSeries {
-    which: Counter,
-    labels: [String; 3],
     /// The counter.
     pub counter: IntCounter,
+    _handle: exporter::Series,
 }
 
 impl CounterSeries {
     /// Creates (at 0) the series of `which` labelled `pipeline`, `element`, `stream`.
     pub fn new(which: Counter, pipeline: &str, element: &str, stream: &str) -> Self {
-        let l = [pipeline, element, stream];
+        let f = &*FAMILIES;
+        let mut h = exporter::Series::new(pipeline, element, stream);
+        let counter = match which {
+            Counter::WriteErrors => h.child(&f.write_errors),
+            Counter::Dropped => h.child(&f.dropped),
+        };
         CounterSeries {
-            which,
-            counter: which.family().with_label_values(&l),
-            labels: l.map(str::to_owned),
+            counter,
+            _handle: h,
         }
-    }
-}
-
-impl Drop for CounterSeries {
-    fn drop(&mut self) {
-        let l = [
-            self.labels[0].as_str(),
-            self.labels[1].as_str(),
-            self.labels[2].as_str(),
-        ];
-        let _ = self.which.family().remove_label_values(&l);
     }
 }
 

@@ -14,8 +14,8 @@ use super::caps::{check_caps, h26x_caps};
 use super::metrics::{ElementSeries, PadSeries};
 use super::output::{OutBuf, OutItem, Output};
 use super::pad::PadState;
-use super::segment::SegmentMap;
 use super::settings::{param_specs, Settings};
+use gstbroadcast_common::SegmentMap;
 
 use super::EstimatorMode;
 use crate::nal::{self, AccessUnit, Codec};
@@ -752,9 +752,9 @@ impl AbrSelector {
         for (kind, nals) in param_sets {
             ps.params.replace(kind, nals);
         }
-        let rt = seg.to_running(buffer.dts().or(buffer.pts()));
+        let rt = seg.running_time(buffer.dts().or(buffer.pts()));
         let end = rt.map(|r| r + buffer.duration().map_or(0, |d| d.nseconds() as i64));
-        if let Some(p) = seg.to_running(buffer.pts()).or(rt) {
+        if let Some(p) = seg.running_time(buffer.pts()).or(rt) {
             ps.clock.push(p, size);
         }
         if rt.is_some() {
@@ -888,18 +888,15 @@ impl AbrSelector {
     fn create_series(&self, st: &mut State) {
         let pipeline = exporter::pipeline_label(&*self.obj());
         let element = self.obj().name().to_string();
-        if let Some(s) = st.series.take() {
-            s.remove();
-        }
+        // An old handle leaves before the new one takes the labels.
+        st.series = None;
         st.series = Some(ElementSeries::new([
             pipeline.clone(),
             element.clone(),
             "src".to_string(),
         ]));
         for p in st.pads.values_mut() {
-            if let Some(s) = p.series.take() {
-                s.remove();
-            }
+            p.series = None;
             p.series = Some(PadSeries::new([
                 pipeline.clone(),
                 element.clone(),
@@ -908,14 +905,12 @@ impl AbrSelector {
         }
     }
 
+    /// Drops the series of the element and its pads, which removes them
+    /// from the registry.
     fn remove_series(st: &mut State) {
-        if let Some(s) = st.series.take() {
-            s.remove();
-        }
+        st.series = None;
         for p in st.pads.values_mut() {
-            if let Some(s) = p.series.take() {
-                s.remove();
-            }
+            p.series = None;
         }
     }
 
@@ -1031,17 +1026,14 @@ impl ElementImpl for AbrSelector {
             return None;
         }
         let mut st = self.state();
-        let id = match name.and_then(|n| n.strip_prefix("sink_")) {
-            Some(n) => match n.parse::<u32>() {
-                Ok(i) if !st.pads.contains_key(&i) => i,
-                _ => {
-                    gst::warning!(CAT, imp = self, "Pad name {:?} is taken or invalid", name);
-                    return None;
-                }
-            },
-            None => (0..)
-                .find(|i| !st.pads.contains_key(i))
-                .expect("free index"),
+        let id = match gstbroadcast_common::request_pad_index(name, "sink_", |i| {
+            st.pads.contains_key(&i)
+        }) {
+            Ok(id) => id,
+            Err(err) => {
+                gst::warning!(CAT, imp = self, "Refusing a sink pad: {}", err);
+                return None;
+            }
         };
         let pad = gst::PadBuilder::<super::AbrSelectorSinkPad>::from_template(templ)
             .name(format!("sink_{id}"))
@@ -1083,12 +1075,8 @@ impl ElementImpl for AbrSelector {
         drop(st);
         let _ = pad.set_active(obj.current_state() > gst::State::Ready);
         if obj.add_pad(&pad).is_err() {
-            let mut st = self.state();
-            if let Some(ps) = st.pads.remove(&id) {
-                if let Some(s) = ps.series {
-                    s.remove();
-                }
-            }
+            // Dropping the pad's state removes its series.
+            self.state().pads.remove(&id);
             return None;
         }
         obj.child_added(&pad, &pad.name());
@@ -1112,11 +1100,8 @@ impl ElementImpl for AbrSelector {
                 if was_active && st.sw.active().is_none() {
                     actions.notify_current = true;
                 }
-                if let Some(ps) = st.pads.remove(&id) {
-                    if let Some(s) = ps.series {
-                        s.remove();
-                    }
-                }
+                // Dropping the pad's state removes its series.
+                st.pads.remove(&id);
                 st.update_gauges();
             }
             id.is_some()

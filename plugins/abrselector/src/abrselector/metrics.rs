@@ -22,23 +22,11 @@ pub(super) struct Families {
 }
 
 static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
-    // The switch counter carries a `direction` label besides the usual
-    // ones, so it is registered here rather than through `counter_vec`.
-    let labels = [
-        exporter::STREAM_LABELS[0],
-        exporter::STREAM_LABELS[1],
-        exporter::STREAM_LABELS[2],
-        "direction",
-    ];
-    let switches = prometheus::IntCounterVec::new(
-        prometheus::Opts::new(
-            "gst_abrselector_switches_total",
-            "Rendition switches made, by direction (up or down); the first selection is not counted.",
-        ),
-        &labels,
-    )
-    .expect("valid metric name");
-    let _ = exporter::registry().register(Box::new(switches.clone()));
+    let switches = exporter::labelled_counter_vec(
+        "gst_abrselector_switches_total",
+        "Rendition switches made, by direction (up or down); the first selection is not counted.",
+        &["direction"],
+    );
     Families {
         switches,
         current: exporter::gauge_vec(
@@ -80,48 +68,35 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     }
 });
 
-fn label_refs(labels: &[String; 3]) -> [&str; 3] {
-    [labels[0].as_str(), labels[1].as_str(), labels[2].as_str()]
-}
-
-/// Element-level metric handles (stream label `src`).
+/// Element-level metric handles (stream label `src`); its series leave the
+/// registry when this is dropped.
 pub(super) struct ElementSeries {
-    pub(super) labels: [String; 3],
     pub(super) up: prometheus::IntCounter,
     pub(super) down: prometheus::IntCounter,
     pub(super) current: prometheus::IntGauge,
     pub(super) estimate: prometheus::Gauge,
+    _handle: exporter::Series,
 }
 
 impl ElementSeries {
     pub(super) fn new(labels: [String; 3]) -> Self {
-        let l = label_refs(&labels);
+        let mut h = exporter::Series::new(&labels[0], &labels[1], &labels[2]);
         let f = &*FAMILIES;
         let s = ElementSeries {
-            up: f.switches.with_label_values(&[l[0], l[1], l[2], "up"]),
-            down: f.switches.with_label_values(&[l[0], l[1], l[2], "down"]),
-            current: f.current.with_label_values(&l),
-            estimate: f.estimate.with_label_values(&l),
-            labels,
+            up: h.child_with(&f.switches, &["up"]),
+            down: h.child_with(&f.switches, &["down"]),
+            current: h.child(&f.current),
+            estimate: h.child(&f.estimate),
+            _handle: h,
         };
         s.current.set(-1);
         s
     }
-
-    pub(super) fn remove(&self) {
-        let l = label_refs(&self.labels);
-        let f = &*FAMILIES;
-        for d in ["up", "down"] {
-            let _ = f.switches.remove_label_values(&[l[0], l[1], l[2], d]);
-        }
-        let _ = f.current.remove_label_values(&l);
-        let _ = f.estimate.remove_label_values(&l);
-    }
 }
 
-/// Metric handles of one sink pad.
+/// Metric handles of one sink pad; its series leave the registry when this
+/// is dropped.
 pub(super) struct PadSeries {
-    pub(super) labels: [String; 3],
     pub(super) forwarded: prometheus::IntCounter,
     pub(super) dropped: prometheus::IntCounter,
     pub(super) inserted: prometheus::IntCounter,
@@ -129,37 +104,22 @@ pub(super) struct PadSeries {
     pub(super) keyframe_timeouts: prometheus::IntCounter,
     pub(super) rejected_caps: prometheus::IntCounter,
     pub(super) bitrate: prometheus::Gauge,
+    _handle: exporter::Series,
 }
 
 impl PadSeries {
     pub(super) fn new(labels: [String; 3]) -> Self {
-        let l = label_refs(&labels);
+        let mut h = exporter::Series::new(&labels[0], &labels[1], &labels[2]);
         let f = &*FAMILIES;
         PadSeries {
-            forwarded: f.forwarded.with_label_values(&l),
-            dropped: f.dropped.with_label_values(&l),
-            inserted: f.inserted.with_label_values(&l),
-            unparseable: f.unparseable.with_label_values(&l),
-            keyframe_timeouts: f.keyframe_timeouts.with_label_values(&l),
-            rejected_caps: f.rejected_caps.with_label_values(&l),
-            bitrate: f.bitrate.with_label_values(&l),
-            labels,
+            forwarded: h.child(&f.forwarded),
+            dropped: h.child(&f.dropped),
+            inserted: h.child(&f.inserted),
+            unparseable: h.child(&f.unparseable),
+            keyframe_timeouts: h.child(&f.keyframe_timeouts),
+            rejected_caps: h.child(&f.rejected_caps),
+            bitrate: h.child(&f.bitrate),
+            _handle: h,
         }
-    }
-
-    pub(super) fn remove(&self) {
-        let l = label_refs(&self.labels);
-        let f = &*FAMILIES;
-        for c in [
-            &f.forwarded,
-            &f.dropped,
-            &f.inserted,
-            &f.unparseable,
-            &f.keyframe_timeouts,
-            &f.rejected_caps,
-        ] {
-            let _ = c.remove_label_values(&l);
-        }
-        let _ = f.bitrate.remove_label_values(&l);
     }
 }

@@ -201,7 +201,6 @@ mod imp;
 mod metrics;
 mod output;
 mod pad;
-mod segment;
 mod settings;
 
 glib::wrapper! {

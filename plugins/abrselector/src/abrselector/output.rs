@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use gst::glib;
 
 use super::pad::PadState;
-use super::segment::SegmentMap;
+use gstbroadcast_common::SegmentMap;
 
 /// A buffer waiting to go out.
 pub(super) struct OutBuf {
@@ -78,7 +78,7 @@ impl Output {
         if self.segment.is_none() {
             if let Some(seg) = &ps.segment {
                 self.queue
-                    .push_back(OutItem::Event(gst::event::Segment::new(&seg.segment)));
+                    .push_back(OutItem::Event(gst::event::Segment::new(seg.segment())));
                 self.segment = Some(seg.clone());
             }
         }
@@ -89,7 +89,7 @@ impl Output {
             self.pad = Some(id);
         }
         if let (Some(inp), Some(out)) = (&ps.segment, &self.segment) {
-            if inp.segment != out.segment {
+            if inp.segment() != out.segment() {
                 let buf = b.buffer.make_mut();
                 let pts = inp.convert(out, buf.pts());
                 let dts = inp.convert(out, buf.dts());
@@ -117,7 +117,7 @@ impl Output {
         if self.segment.is_none() {
             let seg = segment.unwrap_or_else(|| SegmentMap::new(gst::FormattedSegment::new()));
             self.queue
-                .push_back(OutItem::Event(gst::event::Segment::new(&seg.segment)));
+                .push_back(OutItem::Event(gst::event::Segment::new(seg.segment())));
             self.segment = Some(seg);
         }
         self.queue.push_back(OutItem::Event(gst::event::Eos::new()));

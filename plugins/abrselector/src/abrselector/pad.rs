@@ -11,9 +11,9 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::metrics::PadSeries;
-use super::segment::SegmentMap;
 use crate::nal::{Codec, ParamSetCache};
 use crate::rendition::RenditionClock;
+use gstbroadcast_common::SegmentMap;
 
 /// The `sink_%u` pad.
 #[derive(Default)]

@@ -14,6 +14,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use gstbroadcast_common::SegmentMap;
 use gstbroadcast_exporter as exporter;
 
 use super::PlaylistType;
@@ -116,7 +117,7 @@ struct Stats {
 /// One video pad: its caps, its output and its series.
 struct VideoStream {
     pad: super::HlsLadderSinkPad,
-    segment: gst::FormattedSegment<gst::ClockTime>,
+    segment: SegmentMap,
     seen_segment: bool,
     codec: Option<VideoCodec>,
     nal_length_size: Option<usize>,
@@ -133,7 +134,7 @@ struct VideoStream {
 /// One audio pad, muxed into every variant.
 struct AudioStream {
     pad: super::HlsLadderSinkPad,
-    segment: gst::FormattedSegment<gst::ClockTime>,
+    segment: SegmentMap,
     config: Option<AacConfig>,
     adts: bool,
     dropped: CounterSeries,
@@ -329,13 +330,6 @@ impl ObjectSubclass for HlsLadderSink {
     type ParentType = gst::Element;
 }
 
-fn running_time(seg: &gst::FormattedSegment<gst::ClockTime>, t: gst::ClockTime) -> Option<i64> {
-    seg.to_running_time_full(t).map(|s| match s {
-        gst::Signed::Positive(v) => v.nseconds() as i64,
-        gst::Signed::Negative(v) => -(v.nseconds() as i64),
-    })
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -396,11 +390,7 @@ impl HlsLadderSink {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let Some(pts) = buffer
-            .pts()
-            .or(buffer.dts())
-            .and_then(|t| running_time(&v.segment, t))
-        else {
+        let Some(pts) = v.segment.running_time(buffer.pts().or(buffer.dts())) else {
             gst::debug!(
                 CAT,
                 obj = v.pad,
@@ -409,10 +399,7 @@ impl HlsLadderSink {
             run.count_drop(Stream::Video(i));
             return Ok(gst::FlowSuccess::Ok);
         };
-        let dts = buffer
-            .dts()
-            .and_then(|d| running_time(&v.segment, d))
-            .unwrap_or(pts);
+        let dts = v.segment.running_time(buffer.dts()).unwrap_or(pts);
         let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
         let duration = buffer
             .duration()
@@ -462,7 +449,7 @@ impl HlsLadderSink {
                 a.config = AacConfig::from_adts(&map);
             }
         }
-        let pts = buffer.pts().and_then(|t| running_time(&a.segment, t));
+        let pts = a.segment.running_time(buffer.pts());
         let duration = buffer.duration().map(|d| d.nseconds() as i64).unwrap_or(0);
         let actions = run.segmenter.push_audio(i, pts, duration, buffer);
         self.apply(run, actions, requests)
@@ -810,8 +797,8 @@ impl HlsLadderSink {
                 match run.slot(pad) {
                     Some(Stream::Video(i)) => {
                         let v = &mut run.videos[i];
-                        let changed = v.seen_segment && v.segment != segment;
-                        v.segment = segment;
+                        let changed = v.seen_segment && v.segment.segment() != &segment;
+                        v.segment = SegmentMap::new(segment);
                         v.seen_segment = true;
                         if changed && run.segmenter.started(i) {
                             gst::info!(
@@ -822,7 +809,7 @@ impl HlsLadderSink {
                             run.segmenter.mark_discontinuity(i);
                         }
                     }
-                    Some(Stream::Audio(i)) => run.audios[i].segment = segment,
+                    Some(Stream::Audio(i)) => run.audios[i].segment = SegmentMap::new(segment),
                     None => (),
                 }
                 true
@@ -1032,7 +1019,7 @@ impl HlsLadderSink {
         let writer: Box<dyn SegmentWriter> = Box::new(TsSegmentWriter::new(Vec::new()));
         Ok(VideoStream {
             pad,
-            segment: gst::FormattedSegment::new(),
+            segment: SegmentMap::new(gst::FormattedSegment::new()),
             seen_segment: false,
             codec: None,
             nal_length_size: None,
@@ -1056,7 +1043,7 @@ impl HlsLadderSink {
                 &pad.name(),
             ),
             pad,
-            segment: gst::FormattedSegment::new(),
+            segment: SegmentMap::new(gst::FormattedSegment::new()),
             config: None,
             adts: true,
         }
@@ -1462,18 +1449,16 @@ impl ElementImpl for HlsLadderSink {
         }
         let used: Vec<u32> = pads
             .iter()
-            .filter_map(|p| p.name().strip_prefix(prefix).and_then(|n| n.parse().ok()))
+            .filter_map(|p| gstbroadcast_common::pad_index(&p.name(), prefix))
             .collect();
-        let index = match name.and_then(|n| n.strip_prefix(prefix)) {
-            Some(n) => match n.parse::<u32>() {
-                Ok(i) if !used.contains(&i) => i,
-                _ => {
-                    gst::warning!(CAT, imp = self, "Pad name {:?} is taken or invalid", name);
+        let index =
+            match gstbroadcast_common::request_pad_index(name, prefix, |i| used.contains(&i)) {
+                Ok(i) => i,
+                Err(err) => {
+                    gst::warning!(CAT, imp = self, "Refusing a pad: {}", err);
                     return None;
                 }
-            },
-            None => (0..).find(|i| !used.contains(i)).expect("free index"),
-        };
+            };
         let pad_name = format!("{prefix}{index}");
         let pad = gst::PadBuilder::<super::HlsLadderSinkPad>::from_template(templ)
             .name(pad_name.as_str())

@@ -7,6 +7,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use gstbroadcast_common::SegmentMap;
 use gstbroadcast_exporter as exporter;
 
 use super::{DriftCorrection, DuplicateMode, GapMode};
@@ -114,44 +115,30 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     }
 });
 
-/// Metric handles of one stream.
+/// Metric handles of one stream; its series leave the registry when this
+/// is dropped.
 struct Series {
-    labels: [String; 3],
     buffers: prometheus::IntCounter,
     repairs: Vec<prometheus::IntCounter>,
     filled: prometheus::IntCounter,
     drift: prometheus::Gauge,
     slew: prometheus::Gauge,
     correction: prometheus::Gauge,
+    _handle: exporter::Series,
 }
 
 impl Series {
-    fn new(labels: [String; 3]) -> Self {
-        let l = [labels[0].as_str(), labels[1].as_str(), labels[2].as_str()];
+    fn new(pipeline: &str, element: &str, stream: &str) -> Self {
+        let mut h = exporter::Series::new(pipeline, element, stream);
         let f = &*FAMILIES;
         Series {
-            buffers: f.buffers.with_label_values(&l),
-            repairs: f.repairs.iter().map(|c| c.with_label_values(&l)).collect(),
-            filled: f.filled.with_label_values(&l),
-            drift: f.drift.with_label_values(&l),
-            slew: f.slew.with_label_values(&l),
-            correction: f.correction.with_label_values(&l),
-            labels,
-        }
-    }
-
-    fn remove(&self) {
-        let l = [
-            self.labels[0].as_str(),
-            self.labels[1].as_str(),
-            self.labels[2].as_str(),
-        ];
-        let f = &*FAMILIES;
-        for c in f.repairs.iter().chain([&f.buffers, &f.filled]) {
-            let _ = c.remove_label_values(&l);
-        }
-        for g in [&f.drift, &f.slew, &f.correction] {
-            let _ = g.remove_label_values(&l);
+            buffers: h.child(&f.buffers),
+            repairs: f.repairs.iter().map(|c| h.child(c)).collect(),
+            filled: h.child(&f.filled),
+            drift: h.child(&f.drift),
+            slew: h.child(&f.slew),
+            correction: h.child(&f.correction),
+            _handle: h,
         }
     }
 }
@@ -190,52 +177,6 @@ impl Settings {
             drop_duplicates: self.duplicate_mode == DuplicateMode::Drop,
             drift_tolerance: self.drift_tolerance.min(i64::MAX as u64) as i64,
             max_slew_ppm: self.max_slew,
-        }
-    }
-}
-
-/// A segment reduced to what the running-time conversion needs.
-#[derive(Debug, Clone)]
-struct SegmentMap {
-    segment: gst::FormattedSegment<gst::ClockTime>,
-    /// running time = timestamp + shift, when the rate is 1.
-    shift: Option<i64>,
-}
-
-impl SegmentMap {
-    fn new(segment: gst::FormattedSegment<gst::ClockTime>) -> Self {
-        let shift = (segment.rate() == 1.0).then(|| {
-            segment.base().map_or(0, |b| b.nseconds() as i64)
-                - segment.start().map_or(0, |s| s.nseconds() as i64)
-        });
-        SegmentMap { segment, shift }
-    }
-
-    fn to_running(&self, ts: Option<gst::ClockTime>) -> Option<i64> {
-        let ts = ts?;
-        if let Some(shift) = self.shift {
-            return Some(ts.nseconds() as i64 + shift);
-        }
-        Some(match self.segment.to_running_time_full(ts)? {
-            gst::Signed::Positive(v) => v.nseconds() as i64,
-            gst::Signed::Negative(v) => -(v.nseconds() as i64),
-        })
-    }
-
-    /// The stream time of running time `rt`, clamped at 0.
-    fn stream_time(&self, rt: i64) -> gst::ClockTime {
-        if let Some(shift) = self.shift {
-            return gst::ClockTime::from_nseconds((rt - shift).max(0) as u64);
-        }
-        if rt < 0 {
-            return gst::ClockTime::ZERO;
-        }
-        match self
-            .segment
-            .position_from_running_time_full(gst::ClockTime::from_nseconds(rt as u64))
-        {
-            Some(gst::Signed::Positive(v)) => v,
-            _ => gst::ClockTime::ZERO,
         }
     }
 }
@@ -411,8 +352,8 @@ impl PtsCorrector {
                 None
             };
             let input = Input {
-                pts: input_map.to_running(buffer.pts()),
-                dts: input_map.to_running(buffer.dts()),
+                pts: input_map.running_time(buffer.pts()),
+                dts: input_map.running_time(buffer.dts()),
                 duration: buffer.duration().map(|d| d.nseconds() as i64),
                 arrival,
             };
@@ -621,7 +562,7 @@ impl PtsCorrector {
                             return true;
                         }
                         let map = SegmentMap::new(seg.clone());
-                        let floor = map.to_running(Some(gst::ClockTime::ZERO)).unwrap_or(0);
+                        let floor = map.running_time(Some(gst::ClockTime::ZERO)).unwrap_or(0);
                         st.core.set_floor(floor);
                         st.output = Some(map);
                     }
@@ -665,7 +606,7 @@ impl PtsCorrector {
                 let st = stream.lock();
                 let mapped = match (&st.input, &st.output) {
                     (Some(i), Some(o)) => i
-                        .to_running(Some(ts))
+                        .running_time(Some(ts))
                         .map(|rt| o.stream_time(rt + st.core.correction())),
                     _ => Some(ts),
                 };
@@ -906,15 +847,13 @@ impl ElementImpl for PtsCorrector {
         }
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let used: Vec<u32> = streams.iter().map(|s| s.id).collect();
-        let id = match name.and_then(|n| n.strip_prefix("sink_")) {
-            Some(n) => match n.parse::<u32>() {
-                Ok(i) if !used.contains(&i) => i,
-                _ => {
-                    gst::warning!(CAT, imp = self, "Pad name {:?} is taken or invalid", name);
-                    return None;
-                }
-            },
-            None => (0..).find(|i| !used.contains(i)).expect("free index"),
+        let id = match gstbroadcast_common::request_pad_index(name, "sink_", |i| used.contains(&i))
+        {
+            Ok(id) => id,
+            Err(err) => {
+                gst::warning!(CAT, imp = self, "Refusing a sink pad: {}", err);
+                return None;
+            }
         };
         let src_templ = self.obj().pad_template("src_%u").expect("src template");
         let stream = Arc::new_cyclic(|weak: &Weak<Stream>| {
@@ -1016,12 +955,8 @@ impl ElementImpl for PtsCorrector {
         drop(streams);
         let obj = self.obj();
         if self.obj().current_state() > gst::State::Ready {
-            let labels = [
-                exporter::pipeline_label(&*self.obj()),
-                obj.name().to_string(),
-                stream.name.clone(),
-            ];
-            stream.lock().series = Some(Series::new(labels));
+            let pipeline = exporter::pipeline_label(&*self.obj());
+            stream.lock().series = Some(Series::new(&pipeline, &obj.name(), &stream.name));
         }
         let _ = stream
             .srcpad
@@ -1048,9 +983,8 @@ impl ElementImpl for PtsCorrector {
         };
         if let Some(s) = stream {
             self.timeline.forget_position(s.id);
-            if let Some(series) = s.lock().series.take() {
-                series.remove();
-            }
+            // Dropping the series removes them from the registry.
+            s.lock().series = None;
             let _ = s.srcpad.set_active(false);
             let _ = self.obj().remove_pad(&s.srcpad);
             let _ = self.obj().remove_pad(&s.sinkpad);
@@ -1074,19 +1008,15 @@ impl ElementImpl for PtsCorrector {
                 st.output = None;
                 st.drift = None;
                 st.clock = None;
-                st.series = Some(Series::new([
-                    pipeline.clone(),
-                    element.clone(),
-                    s.name.clone(),
-                ]));
+                // The old handle leaves before the new one takes the labels.
+                st.series = None;
+                st.series = Some(Series::new(&pipeline, &element, &s.name));
             }
         }
         let ret = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
             for s in self.streams() {
-                if let Some(series) = s.lock().series.take() {
-                    series.remove();
-                }
+                s.lock().series = None;
             }
         }
         Ok(ret)

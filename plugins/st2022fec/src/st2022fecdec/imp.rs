@@ -89,10 +89,9 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
     ),
 });
 
-/// Metric handles of one running decoder.
+/// Metric handles of one running decoder (streams `media`, `fec`,
+/// `column`, `row`); its series leave the registry when this is dropped.
 struct Series {
-    pipeline: String,
-    element: String,
     received: prometheus::IntCounter,
     recovered: prometheus::IntCounter,
     unrecoverable: prometheus::IntCounter,
@@ -102,43 +101,28 @@ struct Series {
     malformed_fec: prometheus::IntCounter,
     fec_column: prometheus::IntCounter,
     fec_row: prometheus::IntCounter,
+    _handles: [exporter::Series; 4],
 }
 
 impl Series {
-    fn new(pipeline: String, element: String) -> Self {
+    fn new(pipeline: &str, element: &str) -> Self {
         let f = &*FAMILIES;
-        let l = |stream: &'static str| [pipeline.as_str(), element.as_str(), stream];
+        let mut m = exporter::Series::new(pipeline, element, "media");
+        let mut fec = exporter::Series::new(pipeline, element, "fec");
+        let mut c = exporter::Series::new(pipeline, element, "column");
+        let mut r = exporter::Series::new(pipeline, element, "row");
         Series {
-            received: f.received.with_label_values(&l("media")),
-            recovered: f.recovered.with_label_values(&l("media")),
-            unrecoverable: f.unrecoverable.with_label_values(&l("media")),
-            late: f.late.with_label_values(&l("media")),
-            duplicates: f.duplicates.with_label_values(&l("media")),
-            malformed_media: f.malformed.with_label_values(&l("media")),
-            malformed_fec: f.malformed.with_label_values(&l("fec")),
-            fec_column: f.fec.with_label_values(&l("column")),
-            fec_row: f.fec.with_label_values(&l("row")),
-            pipeline,
-            element,
+            received: m.child(&f.received),
+            recovered: m.child(&f.recovered),
+            unrecoverable: m.child(&f.unrecoverable),
+            late: m.child(&f.late),
+            duplicates: m.child(&f.duplicates),
+            malformed_media: m.child(&f.malformed),
+            malformed_fec: fec.child(&f.malformed),
+            fec_column: c.child(&f.fec),
+            fec_row: r.child(&f.fec),
+            _handles: [m, fec, c, r],
         }
-    }
-
-    fn remove(&self) {
-        let f = &*FAMILIES;
-        let l = |stream: &'static str| [self.pipeline.as_str(), self.element.as_str(), stream];
-        for c in [
-            &f.received,
-            &f.recovered,
-            &f.unrecoverable,
-            &f.late,
-            &f.duplicates,
-        ] {
-            let _ = c.remove_label_values(&l("media"));
-        }
-        let _ = f.malformed.remove_label_values(&l("media"));
-        let _ = f.malformed.remove_label_values(&l("fec"));
-        let _ = f.fec.remove_label_values(&l("column"));
-        let _ = f.fec.remove_label_values(&l("row"));
     }
 }
 
@@ -1033,22 +1017,17 @@ impl ElementImpl for St2022FecDec {
             return None;
         }
         let mut pads = self.fec_pads.lock().unwrap_or_else(|e| e.into_inner());
-        let used: Vec<String> = pads.iter().map(|p| p.name().to_string()).collect();
-        let name = match name {
-            Some(n) if n != "fec_%u" => {
-                let valid = n
-                    .strip_prefix("fec_")
-                    .is_some_and(|i| i.parse::<u32>().is_ok());
-                if !valid || used.iter().any(|u| u == n) {
-                    gst::warning!(CAT, imp = self, "Pad name {} is taken or invalid", n);
-                    return None;
-                }
-                n.to_string()
+        let used: Vec<u32> = pads
+            .iter()
+            .filter_map(|p| gstbroadcast_common::pad_index(&p.name(), "fec_"))
+            .collect();
+        let name = match gstbroadcast_common::request_pad_index(name, "fec_", |i| used.contains(&i))
+        {
+            Ok(i) => format!("fec_{i}"),
+            Err(err) => {
+                gst::warning!(CAT, imp = self, "Refusing a FEC pad: {}", err);
+                return None;
             }
-            _ => (0u32..)
-                .map(|i| format!("fec_{i}"))
-                .find(|n| !used.contains(n))
-                .expect("free index"),
         };
         let pad = gst::Pad::builder_from_template(templ)
             .name(name.as_str())
@@ -1094,10 +1073,9 @@ impl ElementImpl for St2022FecDec {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused {
             let cfg = self.settings().config();
-            let series = Series::new(
-                exporter::pipeline_label(&*self.obj()),
-                self.obj().name().to_string(),
-            );
+            // An old handle leaves before the new one takes the labels.
+            self.state().series = None;
+            let series = Series::new(&exporter::pipeline_label(&*self.obj()), &self.obj().name());
             {
                 let mut st = self.state();
                 *st = State::new(cfg);
@@ -1121,9 +1099,8 @@ impl ElementImpl for St2022FecDec {
             st.running = false;
             st.decoder.reset();
             st.held_events.clear();
-            if let Some(series) = st.series.take() {
-                series.remove();
-            }
+            // Dropping the series removes them from the registry.
+            st.series = None;
         }
         Ok(ret)
     }

@@ -56,40 +56,31 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
     ),
 });
 
-/// Metric handles of one running encoder.
+/// Metric handles of one running encoder (streams `media`, `column`,
+/// `row`); its series leave the registry when this is dropped.
 struct Series {
-    pipeline: String,
-    element: String,
     media: prometheus::IntCounter,
     column: prometheus::IntCounter,
     row: prometheus::IntCounter,
     malformed: prometheus::IntCounter,
     discontinuities: prometheus::IntCounter,
+    _handles: [exporter::Series; 3],
 }
 
 impl Series {
-    fn new(pipeline: String, element: String) -> Self {
+    fn new(pipeline: &str, element: &str) -> Self {
         let f = &*FAMILIES;
-        let l = |stream: &'static str| [pipeline.as_str(), element.as_str(), stream];
+        let mut m = exporter::Series::new(pipeline, element, "media");
+        let mut c = exporter::Series::new(pipeline, element, "column");
+        let mut r = exporter::Series::new(pipeline, element, "row");
         Series {
-            media: f.media.with_label_values(&l("media")),
-            column: f.fec.with_label_values(&l("column")),
-            row: f.fec.with_label_values(&l("row")),
-            malformed: f.malformed.with_label_values(&l("media")),
-            discontinuities: f.discontinuities.with_label_values(&l("media")),
-            pipeline,
-            element,
+            media: m.child(&f.media),
+            column: c.child(&f.fec),
+            row: r.child(&f.fec),
+            malformed: m.child(&f.malformed),
+            discontinuities: m.child(&f.discontinuities),
+            _handles: [m, c, r],
         }
-    }
-
-    fn remove(&self) {
-        let f = &*FAMILIES;
-        let l = |stream: &'static str| [self.pipeline.as_str(), self.element.as_str(), stream];
-        let _ = f.media.remove_label_values(&l("media"));
-        let _ = f.fec.remove_label_values(&l("column"));
-        let _ = f.fec.remove_label_values(&l("row"));
-        let _ = f.malformed.remove_label_values(&l("media"));
-        let _ = f.discontinuities.remove_label_values(&l("media"));
     }
 }
 
@@ -824,10 +815,9 @@ impl ElementImpl for St2022FecEnc {
                     return Err(gst::StateChangeError);
                 }
             };
-            let series = Series::new(
-                exporter::pipeline_label(&*self.obj()),
-                self.obj().name().to_string(),
-            );
+            // An old handle leaves before the new one takes the labels.
+            self.state().series = None;
+            let series = Series::new(&exporter::pipeline_label(&*self.obj()), &self.obj().name());
             let mut st = self.state();
             *st = State {
                 encoder: Some(encoder),
@@ -838,9 +828,8 @@ impl ElementImpl for St2022FecEnc {
         let ret = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
             let mut st = self.state();
-            if let Some(series) = st.series.take() {
-                series.remove();
-            }
+            // Dropping the series removes them from the registry.
+            st.series = None;
             // Keep the final counts readable in `stats`.
             let reported = st
                 .encoder

@@ -6,6 +6,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use gstbroadcast_common::SegmentMap;
 use gstbroadcast_exporter as exporter;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -68,9 +69,9 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
 });
 
 /// Metric handles of one stream, resolved once so that the per-buffer path
-/// only does atomic increments.
+/// only does atomic increments; the stream's series leave the registry when
+/// this is dropped.
 struct Series {
-    labels: [String; 3],
     frames: prometheus::IntCounter,
     keyframes: prometheus::IntCounter,
     bytes: prometheus::IntCounter,
@@ -79,40 +80,24 @@ struct Series {
     gop_length: prometheus::IntGauge,
     jitter: prometheus::Gauge,
     bitrate: prometheus::Gauge,
+    _handle: exporter::Series,
 }
 
 impl Series {
-    fn new(labels: [String; 3]) -> Self {
-        let l = [labels[0].as_str(), labels[1].as_str(), labels[2].as_str()];
+    fn new(pipeline: &str, element: &str, stream: &str) -> Self {
+        let mut h = exporter::Series::new(pipeline, element, stream);
         let f = &*FAMILIES;
         Series {
-            frames: f.frames.with_label_values(&l),
-            keyframes: f.keyframes.with_label_values(&l),
-            bytes: f.bytes.with_label_values(&l),
-            dropped: f.dropped.with_label_values(&l),
-            gop_interval: f.gop_interval.with_label_values(&l),
-            gop_length: f.gop_length.with_label_values(&l),
-            jitter: f.jitter.with_label_values(&l),
-            bitrate: f.bitrate.with_label_values(&l),
-            labels,
+            frames: h.child(&f.frames),
+            keyframes: h.child(&f.keyframes),
+            bytes: h.child(&f.bytes),
+            dropped: h.child(&f.dropped),
+            gop_interval: h.child(&f.gop_interval),
+            gop_length: h.child(&f.gop_length),
+            jitter: h.child(&f.jitter),
+            bitrate: h.child(&f.bitrate),
+            _handle: h,
         }
-    }
-
-    /// Removes this stream's series from the registry.
-    fn remove(&self) {
-        let l = [
-            self.labels[0].as_str(),
-            self.labels[1].as_str(),
-            self.labels[2].as_str(),
-        ];
-        let f = &*FAMILIES;
-        for c in [&f.frames, &f.keyframes, &f.bytes, &f.dropped] {
-            let _ = c.remove_label_values(&l);
-        }
-        let _ = f.gop_interval.remove_label_values(&l);
-        let _ = f.gop_length.remove_label_values(&l);
-        let _ = f.jitter.remove_label_values(&l);
-        let _ = f.bitrate.remove_label_values(&l);
     }
 }
 
@@ -135,49 +120,6 @@ enum Kind {
 struct Settings {
     stream_name: Option<String>,
     listen_address: Option<String>,
-}
-
-/// A TIME segment reduced to what the per-buffer running-time conversion
-/// needs.
-struct SegmentMap {
-    segment: gst::FormattedSegment<gst::ClockTime>,
-    /// Running time = timestamp + shift, when the rate is 1.
-    shift: Option<i64>,
-}
-
-impl SegmentMap {
-    fn new(segment: gst::FormattedSegment<gst::ClockTime>) -> Self {
-        let ns = |t: Option<gst::ClockTime>| t.and_then(|t| i64::try_from(t.nseconds()).ok());
-        // gst_segment_to_running_time_full() at rate 1: position - (start +
-        // offset) + base, on either side of start.
-        let shift = if segment.rate() == 1.0 {
-            ns(segment.base()).and_then(|base| {
-                base.checked_sub(ns(segment.start())?)?
-                    .checked_sub(ns(segment.offset())?)
-            })
-        } else {
-            None
-        };
-        SegmentMap { segment, shift }
-    }
-
-    /// Signed running time of `ts`: DTS of B-frame streams starts before
-    /// the segment start.
-    fn running_time(&self, ts: Option<gst::ClockTime>) -> Option<i64> {
-        let ts = ts?;
-        if let Some(shift) = self.shift {
-            if let Some(rt) = i64::try_from(ts.nseconds())
-                .ok()
-                .and_then(|t| t.checked_add(shift))
-            {
-                return Some(rt);
-            }
-        }
-        Some(match self.segment.to_running_time_full(ts)? {
-            gst::Signed::Positive(v) => v.nseconds() as i64,
-            gst::Signed::Negative(v) => -(v.nseconds() as i64),
-        })
-    }
 }
 
 /// The pipeline clock and base time, once known.
@@ -318,9 +260,7 @@ impl StreamMetrics {
     /// Removes the series from the registry and forgets all counts.
     fn reset(&self) {
         let mut s = self.lock_state();
-        if let Some(series) = s.series.take() {
-            series.remove();
-        }
+        // Dropping the series removes them from the registry.
         *s = State::default();
     }
 
@@ -558,11 +498,7 @@ impl StreamMetrics {
         s.caps_frame_ns = frame_ns;
         if s.series.is_none() {
             let stream = name.unwrap_or_else(|| default_stream_name(kind).to_string());
-            s.series = Some(Series::new([
-                pipeline,
-                self.obj().name().to_string(),
-                stream,
-            ]));
+            s.series = Some(Series::new(&pipeline, &self.obj().name(), &stream));
         }
         gst::debug!(CAT, imp = self, "Caps {}: {:?}", caps, kind);
     }
@@ -588,9 +524,7 @@ impl StreamMetrics {
             }
             gst::EventView::Eos(_) => {
                 // An ended stream leaves the registry.
-                if let Some(series) = self.lock_state().series.take() {
-                    series.remove();
-                }
+                self.lock_state().series = None;
             }
             _ => (),
         }
@@ -797,43 +731,5 @@ fn default_stream_name(kind: Kind) -> &'static str {
         Kind::Audio => "audio",
         Kind::Rtp(_) => "rtp",
         Kind::Other => "data",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The rate-1 shortcut gives what gst_segment_to_running_time_full()
-    /// gives, on both sides of the segment start.
-    #[test]
-    fn running_time_shortcut_matches_gstreamer() {
-        gst::init().unwrap();
-        let ms = gst::ClockTime::from_mseconds;
-        for (rate, start, base, offset) in [
-            (1.0, 0, 0, 0),
-            (1.0, 1000, 0, 0),
-            (1.0, 1000, 5000, 0),
-            (1.0, 1000, 200, 300),
-            (1.0, 3_600_000, 10, 0),
-            (2.0, 1000, 500, 0),
-        ] {
-            let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
-            segment.set_rate(rate);
-            segment.set_start(ms(start));
-            segment.set_base(ms(base));
-            segment.set_offset(ms(offset));
-            let map = SegmentMap::new(segment.clone());
-            assert_eq!(map.shift.is_some(), rate == 1.0);
-            for ts in [0, 1, 500, 999, 1000, 1001, 1300, 7000, 3_600_001] {
-                let ts = ms(ts);
-                let expected = segment.to_running_time_full(ts).map(|rt| match rt {
-                    gst::Signed::Positive(v) => v.nseconds() as i64,
-                    gst::Signed::Negative(v) => -(v.nseconds() as i64),
-                });
-                assert_eq!(map.running_time(Some(ts)), expected, "{segment:?} at {ts}");
-            }
-            assert_eq!(map.running_time(None), None);
-        }
     }
 }
