@@ -178,6 +178,52 @@ fn probe_frames(file: &Path) -> Vec<(bool, u32, u32, f64)> {
         .collect()
 }
 
+/// Plays `pipeline` to EOS (within `timeout_s`) and returns the
+/// `abr-switch` messages it posted; an error, or with `warnings_fatal` a
+/// warning, fails the test.
+fn run_to_eos(pipeline: &gst::Pipeline, timeout_s: u64, warnings_fatal: bool) -> Vec<Switch> {
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut switches = Vec::new();
+    let mut eos = false;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(timeout_s)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                eos = true;
+                break;
+            }
+            gst::MessageView::Error(e) => {
+                pipeline.set_state(gst::State::Null).unwrap();
+                panic!("error: {} {:?}", e.error(), e.debug());
+            }
+            gst::MessageView::Warning(w) if warnings_fatal => {
+                pipeline.set_state(gst::State::Null).unwrap();
+                panic!("warning: {} {:?}", w.error(), w.debug());
+            }
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap();
+                if s.name() == "abr-switch" {
+                    switches.push(Switch {
+                        to: s.get::<String>("to").unwrap(),
+                        reason: s.get::<String>("reason").unwrap(),
+                        from_bitrate: s.get::<u64>("from-bitrate").unwrap(),
+                        to_bitrate: s.get::<u64>("to-bitrate").unwrap(),
+                        estimate: s.get::<u64>("estimate").unwrap(),
+                        running_time: s.get::<u64>("running-time").unwrap(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        eos,
+        "no EOS within {timeout_s} s; switches so far: {switches:?}"
+    );
+    switches
+}
+
 #[test]
 fn ladder_follows_estimate_steps_on_keyframes() {
     let _heavy = heavy();
@@ -237,42 +283,7 @@ fn ladder_follows_estimate_steps_on_keyframes() {
             gst::PadProbeReturn::Ok
         });
 
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut switches = Vec::new();
-    let mut eos = false;
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => {
-                eos = true;
-                break;
-            }
-            gst::MessageView::Error(e) => {
-                pipeline.set_state(gst::State::Null).unwrap();
-                panic!("error: {} {:?}", e.error(), e.debug());
-            }
-            gst::MessageView::Warning(w) => {
-                pipeline.set_state(gst::State::Null).unwrap();
-                panic!("warning: {} {:?}", w.error(), w.debug());
-            }
-            gst::MessageView::Element(e) => {
-                let s = e.structure().unwrap();
-                if s.name() == "abr-switch" {
-                    switches.push(Switch {
-                        to: s.get::<String>("to").unwrap(),
-                        reason: s.get::<String>("reason").unwrap(),
-                        from_bitrate: s.get::<u64>("from-bitrate").unwrap(),
-                        to_bitrate: s.get::<u64>("to-bitrate").unwrap(),
-                        estimate: s.get::<u64>("estimate").unwrap(),
-                        running_time: s.get::<u64>("running-time").unwrap(),
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(eos, "no EOS within 120 s; switches so far: {switches:?}");
+    let switches = run_to_eos(&pipeline, 120, true);
     let pipeline_s = started.elapsed().as_secs_f64();
 
     // Decoded output.
@@ -507,38 +518,7 @@ fn property_estimate_steps_never_switch_above_it() {
             });
     }
 
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut switches = Vec::new();
-    let mut eos = false;
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(180)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => {
-                eos = true;
-                break;
-            }
-            gst::MessageView::Error(e) => {
-                pipeline.set_state(gst::State::Null).unwrap();
-                panic!("error: {} {:?}", e.error(), e.debug());
-            }
-            gst::MessageView::Element(e) => {
-                let s = e.structure().unwrap();
-                if s.name() == "abr-switch" {
-                    switches.push(Switch {
-                        to: s.get::<String>("to").unwrap(),
-                        reason: s.get::<String>("reason").unwrap(),
-                        from_bitrate: s.get::<u64>("from-bitrate").unwrap(),
-                        to_bitrate: s.get::<u64>("to-bitrate").unwrap(),
-                        estimate: s.get::<u64>("estimate").unwrap(),
-                        running_time: s.get::<u64>("running-time").unwrap(),
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(eos, "no EOS within 180 s; switches so far: {switches:?}");
+    let switches = run_to_eos(&pipeline, 180, false);
 
     // Output picture sizes over time: (pts from the first frame in s, w, h).
     let frames = probe_frames(&file);

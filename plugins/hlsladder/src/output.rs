@@ -210,3 +210,163 @@ impl VariantOutput {
             .map_err(|err| WriteError::Io { name, err })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::segment::TrackFormat;
+    use crate::storage::FsStorage;
+
+    const MS: i64 = 1_000_000;
+    /// 2026-12-06T04:00:00Z in ms since the Unix epoch.
+    const WALL0: i64 = 1_796_529_600_000;
+
+    /// Writes 1000 bytes per video sample.
+    struct FakeWriter;
+
+    impl SegmentWriter for FakeWriter {
+        fn extension(&self) -> &'static str {
+            "bin"
+        }
+
+        fn update_formats(&mut self, _: Vec<TrackFormat>) {}
+
+        fn write_segment(
+            &mut self,
+            tracks: &[&[Sample]],
+            out: &mut dyn Write,
+        ) -> Result<u64, SegmentError> {
+            let n = tracks[0].len() * 1000;
+            out.write_all(&vec![0x47; n])?;
+            Ok(n as u64)
+        }
+    }
+
+    fn segment(
+        start_ms: i64,
+        dur_ms: i64,
+        frames: i64,
+        discontinuity: bool,
+    ) -> Segment<gst::Buffer> {
+        let frame = dur_ms * MS / frames;
+        let video = (0..frames)
+            .map(|i| Sample {
+                pts: start_ms * MS + i * frame,
+                dts: start_ms * MS + i * frame,
+                duration: frame,
+                keyframe: i == 0,
+                discont: false,
+                data: gst::Buffer::new(),
+            })
+            .collect();
+        Segment {
+            variant: 0,
+            video,
+            audio: Vec::new(),
+            start: start_ms * MS,
+            end: (start_ms + dur_ms) * MS,
+            duration: dur_ms * MS,
+            discontinuity,
+        }
+    }
+
+    fn live() -> PlaylistConfig {
+        PlaylistConfig {
+            target_s: 2,
+            kind: Kind::Live,
+            window: 2,
+            max_files: 0,
+        }
+    }
+
+    #[test]
+    fn segments_playlist_pdt_and_bit_rates() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::open(dir.path()).unwrap();
+        storage.prepare_dir("v0").unwrap();
+        let mut v = VariantOutput::new("v0".into(), Box::new(FakeWriter));
+        // The anchor: running time 1 s was WALL0.
+        let anchor = Some((1000 * MS, WALL0));
+        let mut sizes = Vec::new();
+        for (start, dur, frames, disc) in [
+            (1000, 2000, 60, false),
+            (3000, 2000, 60, false),
+            (5000, 1500, 45, true),
+            (6500, 2000, 60, false),
+        ] {
+            let w = v
+                .write(
+                    &segment(start, dur, frames, disc),
+                    anchor,
+                    &live(),
+                    2000 * MS,
+                    &storage,
+                )
+                .unwrap();
+            assert!(w.playlist_written && w.delete_errors.is_empty());
+            sizes.push((w.name, w.sequence, w.size));
+        }
+        assert_eq!(
+            sizes,
+            [
+                ("v0/segment00000.bin".to_string(), 0, 60_000),
+                ("v0/segment00001.bin".to_string(), 1, 60_000),
+                ("v0/segment00002.bin".to_string(), 2, 45_000),
+                ("v0/segment00003.bin".to_string(), 3, 60_000),
+            ]
+        );
+        // Window 2: segments 2 and 3 are listed; the PDT of segment 2 is
+        // the anchor plus the 4 s listed before it, written because it is
+        // the first listed (and after its discontinuity).
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("v0/index.m3u8")).unwrap(),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:2\n\
+             #EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-12-06T04:00:04.000Z\n\
+             #EXTINF:1.500,\nsegment00002.bin\n#EXTINF:2.000,\nsegment00003.bin\n"
+        );
+        let pdts: Vec<Option<i64>> = v
+            .playlist
+            .entries()
+            .map(|e| e.program_date_time_ms.map(|t| t - WALL0))
+            .collect();
+        assert_eq!(pdts, [Some(4000), Some(5500)]);
+        // The removed segments wait out their hold-back (the earliest may
+        // go at 6.5 + 2 + 4 = 12.5 s): all four are still on disk.
+        for i in 0..4 {
+            assert!(dir.path().join(format!("v0/segment0000{i}.bin")).exists());
+        }
+        // 60 000 B in 2 s and 45 000 B in 1.5 s are both 240 000 bit/s.
+        assert_eq!(v.peak_bps, 240_000);
+        assert_eq!(v.average_bps(), Some(240_000));
+        assert_eq!(v.segments_written(), 4);
+    }
+
+    #[test]
+    fn a_failed_segment_write_changes_nothing() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::open(dir.path()).unwrap();
+        // No v0 directory: the segment cannot be created.
+        let mut v = VariantOutput::new("v0".into(), Box::new(FakeWriter));
+        let err = v
+            .write(
+                &segment(0, 2000, 60, false),
+                None,
+                &live(),
+                2000 * MS,
+                &storage,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Io { name, .. } if name == "v0/segment00000.bin"),
+            "{err:?}"
+        );
+        assert_eq!(v.segments_written(), 0);
+        assert!(v.playlist.is_empty());
+        assert_eq!(v.average_bps(), None);
+    }
+}

@@ -752,6 +752,20 @@ mod tests {
     /// What one stream sent: (frame number, PTS, DTS, DISCONT).
     type Sent = Vec<(i64, i64, i64, bool)>;
 
+    /// Keeps a buffer the stream sent.
+    fn record(sent: &mut Sent, o: Output<i64>) {
+        if let Output::Buffer {
+            payload,
+            pts,
+            dts,
+            discont,
+            ..
+        } = o
+        {
+            sent.push((payload, pts, dts, discont));
+        }
+    }
+
     struct Rig {
         cfg: Config,
         timeline: Timeline,
@@ -791,18 +805,7 @@ mod tests {
                 n,
                 &self.cfg,
                 &self.timeline,
-                &mut |o| {
-                    if let Output::Buffer {
-                        payload,
-                        pts,
-                        dts,
-                        discont,
-                        ..
-                    } = o
-                    {
-                        sent.push((payload, pts, dts, discont));
-                    }
-                },
+                &mut |o| record(sent, o),
                 &mut |r| reports.push(r),
             );
         }
@@ -814,18 +817,7 @@ mod tests {
                 self.streams[s].drain(
                     &self.cfg,
                     &self.timeline,
-                    &mut |o| {
-                        if let Output::Buffer {
-                            payload,
-                            pts,
-                            dts,
-                            discont,
-                            ..
-                        } = o
-                        {
-                            sent.push((payload, pts, dts, discont));
-                        }
-                    },
+                    &mut |o| record(sent, o),
                     &mut |r| reports.push(r),
                 );
             }
