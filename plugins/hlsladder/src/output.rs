@@ -120,7 +120,6 @@ impl VariantOutput {
         segment: &Segment<gst::Buffer>,
         pdt_anchor: Option<(i64, i64)>,
         cfg: &PlaylistConfig,
-        target_ns: i64,
         storage: &dyn Storage,
     ) -> Result<Written, WriteError> {
         let mut tracks: Vec<&[Sample]> = vec![&segment.video];
@@ -166,7 +165,8 @@ impl VariantOutput {
         let bits = size * 8;
         if segment.duration > 0 {
             let bps = (bits as u128 * SECOND as u128 / segment.duration as u128) as u64;
-            if segment.duration >= target_ns / 2 || self.peak_bps == 0 {
+            let half_target_ns = cfg.target_s as i64 * SECOND / 2;
+            if segment.duration >= half_target_ns || self.peak_bps == 0 {
                 self.peak_bps = self.peak_bps.max(bps);
             }
         }
@@ -302,7 +302,6 @@ mod tests {
                     &segment(start, dur, frames, disc),
                     anchor,
                     &live(),
-                    2000 * MS,
                     &storage,
                 )
                 .unwrap();
@@ -353,13 +352,7 @@ mod tests {
         // No v0 directory: the segment cannot be created.
         let mut v = VariantOutput::new("v0".into(), Box::new(FakeWriter));
         let err = v
-            .write(
-                &segment(0, 2000, 60, false),
-                None,
-                &live(),
-                2000 * MS,
-                &storage,
-            )
+            .write(&segment(0, 2000, 60, false), None, &live(), &storage)
             .unwrap_err();
         assert!(
             matches!(&err, WriteError::Io { name, .. } if name == "v0/segment00000.bin"),

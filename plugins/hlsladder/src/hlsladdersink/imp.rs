@@ -545,10 +545,7 @@ impl HlsLadderSink {
         } = run;
         let v = &mut videos[vi];
         v.output.writer().update_formats(formats);
-        let written = match v
-            .output
-            .write(&segment, anchor, &cfg.playlist, cfg.target_ns, storage)
-        {
+        let written = match v.output.write(&segment, anchor, &cfg.playlist, storage) {
             Ok(w) => w,
             Err(WriteError::Format(err)) => {
                 gst::element_imp_error!(
@@ -1150,8 +1147,8 @@ impl HlsLadderSink {
 /// pad name `video_<N>`.
 fn variant_name_of(pad: &super::HlsLadderSinkPad) -> String {
     pad.imp().variant_name().unwrap_or_else(|| {
-        let name = pad.name();
-        format!("v{}", name.strip_prefix("video_").unwrap_or(&name))
+        let index = gstbroadcast_common::pad_index(&pad.name(), "video_").unwrap_or(0);
+        format!("v{index}")
     })
 }
 
