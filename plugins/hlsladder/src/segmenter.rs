@@ -286,11 +286,6 @@ impl<D: Clone> Segmenter<D> {
         self.audios.len() - 1
     }
 
-    /// Number of video variants.
-    pub fn videos(&self) -> usize {
-        self.videos.len()
-    }
-
     /// Sets variant `v`'s frame duration (ns), which sets the tolerance for
     /// matching keyframes across variants (half a frame).
     pub fn set_frame_duration(&mut self, v: usize, ns: Option<i64>) {
